@@ -1,0 +1,146 @@
+/**
+ * The one catalogue of errors charter-daemon can report, to a person or over the control socket.
+ * Codes are stable (scripts match on them); every entry says what to do next. Exit codes follow
+ * the LSB convention where one exists (3 = not running).
+ */
+export interface ErrorSpec {
+  /** What went wrong, in a few words; the thrown error adds the specifics. */
+  readonly title: string;
+  /** The next step for the user. */
+  readonly hint: string;
+  /** Process exit code when the CLI ends on this error. */
+  readonly exitCode: number;
+}
+
+export const errorCatalogue = {
+  // Where the CLI is pointed.
+  NOT_A_PROJECT: {
+    title: 'not a Charter project',
+    hint: 'Run the command in a project root (a folder with charter.yml) or pass --project-path PATH.',
+    exitCode: 2,
+  },
+  INVALID_CONFIG: {
+    title: 'invalid configuration',
+    hint: 'Fix the named field in charter.yml, the environment or the flags, then retry.',
+    exitCode: 2,
+  },
+  INVALID_FLAG: {
+    title: 'invalid flag value',
+    hint: 'See `charter-daemon COMMAND --help` for the accepted values.',
+    exitCode: 2,
+  },
+  // Reaching the daemon.
+  DAEMON_NOT_RUNNING: {
+    title: 'the daemon is not running',
+    hint: 'Start it with `charter-daemon start --project-path PATH`.',
+    exitCode: 3,
+  },
+  DAEMON_NOT_ANSWERING: {
+    title: 'the daemon accepted the connection but did not answer in time',
+    hint: 'Look at the daemon log (`.charter/daemon/daemon.log`); if it is stuck, `charter-daemon stop --force`.',
+    exitCode: 1,
+  },
+  SOCKET_PERMISSION_DENIED: {
+    title: 'permission denied on the daemon socket',
+    hint: 'The daemon was probably started by another user: run the command as that user, or stop that daemon and start your own.',
+    exitCode: 1,
+  },
+  PROTOCOL_MISMATCH: {
+    title: 'the CLI and the daemon speak different control protocol versions',
+    hint: 'Restart the daemon with this CLI: `charter-daemon stop && charter-daemon start`.',
+    exitCode: 1,
+  },
+  BAD_RESPONSE: {
+    title: 'the daemon sent a response this CLI cannot read',
+    hint: 'Make sure the CLI and the daemon come from the same charter-daemon release, then restart the daemon.',
+    exitCode: 1,
+  },
+  // Lifecycle.
+  START_FAILED: {
+    title: 'the daemon failed to start',
+    hint: 'Read the reason above and the daemon log; fix it and run `charter-daemon start` again.',
+    exitCode: 1,
+  },
+  ALREADY_RUNNING: {
+    title: 'a daemon is already running for this project',
+    hint: 'Use `charter-daemon status` to see it, or `charter-daemon stop` to stop it.',
+    exitCode: 0,
+  },
+  STOP_TIMEOUT: {
+    title: 'the daemon did not stop in time',
+    hint: 'Give it longer with --timeout, or kill it with `charter-daemon stop --force`.',
+    exitCode: 1,
+  },
+  STATE_DIR_UNSAFE: {
+    title: 'the daemon state directory is not safe to use',
+    hint: 'The directory must be a real directory owned by you; remove or fix it and retry.',
+    exitCode: 1,
+  },
+  STORE_FAILED: {
+    title: 'the daemon store could not be opened',
+    hint: 'Check that .charter/daemon/state.db is readable and writable; the log has the details.',
+    exitCode: 1,
+  },
+  STORE_TOO_NEW: {
+    title: 'the daemon store was written by a newer charter-daemon',
+    hint: 'Upgrade charter-daemon to the version that wrote it (or newer).',
+    exitCode: 1,
+  },
+  // Control-socket request errors (sent by the daemon).
+  BAD_JSON: {
+    title: 'the request line is not valid JSON',
+    hint: 'Send one JSON object per line (newline-delimited JSON).',
+    exitCode: 1,
+  },
+  BAD_REQUEST: {
+    title: 'the request does not have the shape {id, method, params}',
+    hint: 'See docs/control-protocol.md.',
+    exitCode: 1,
+  },
+  UNKNOWN_METHOD: {
+    title: 'unknown method',
+    hint: 'See docs/control-protocol.md for the methods this daemon serves.',
+    exitCode: 1,
+  },
+  INVALID_PARAMS: {
+    title: 'invalid params',
+    hint: 'See docs/control-protocol.md for the params of this method.',
+    exitCode: 1,
+  },
+  HELLO_REQUIRED: {
+    title: 'the first request on a connection must be hello',
+    hint: 'Send {"id":0,"method":"hello","params":{"protocol":1,"client_version":"…"}} first.',
+    exitCode: 1,
+  },
+  FRAME_TOO_LARGE: {
+    title: 'the request line is larger than 1 MiB',
+    hint: 'Send smaller requests; the connection was closed.',
+    exitCode: 1,
+  },
+  IDLE_TIMEOUT: {
+    title: 'the connection sent nothing for too long',
+    hint: 'Send a request right after connecting.',
+    exitCode: 1,
+  },
+  TOO_MANY_CLIENTS: {
+    title: 'the daemon has too many open control connections',
+    hint: 'Retry in a moment; look for a process that opens connections without closing them.',
+    exitCode: 1,
+  },
+  DRAINING: {
+    title: 'the daemon is stopping and takes no new work',
+    hint: 'Wait for it to stop, then start it again.',
+    exitCode: 1,
+  },
+  INTERNAL: {
+    title: 'internal daemon error',
+    hint: 'This is a bug: please report it with the daemon log attached.',
+    exitCode: 1,
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(errorCatalogue, code);
+}
