@@ -66,7 +66,7 @@ export function daemonPaths(projectRoot: string, env: NodeJS.ProcessEnv = proces
 export function fallbackSocketDir(env: NodeJS.ProcessEnv = process.env): string {
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
   const runtimeDir = env.XDG_RUNTIME_DIR;
-  const candidates = [runtimeDir && runtimeDir.startsWith('/') ? runtimeDir : undefined, tmpdir(), '/tmp'];
+  const candidates = [runtimeDir?.startsWith('/') ? runtimeDir : undefined, tmpdir(), '/tmp'];
   for (const base of candidates) {
     if (base === undefined) continue;
     const dir = join(base, `charter-daemon-${uid}`);

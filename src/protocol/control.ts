@@ -13,7 +13,10 @@ export const CONTROL_PROTOCOL_VERSION = 1;
 /** A request or response line longer than this is refused and the connection closed. */
 export const MAX_CONTROL_LINE_BYTES = 1024 * 1024;
 
-export const RequestIdSchema = z.union([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.string().min(1).max(64)]);
+export const RequestIdSchema = z.union([
+  z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  z.string().min(1).max(64),
+]);
 export type RequestId = z.infer<typeof RequestIdSchema>;
 
 export const RequestSchema = z.object({
@@ -65,7 +68,15 @@ export const StatusParamsSchema = z.object({}).strict();
 export const DaemonStateSchema = z.enum(['booting', 'serving', 'draining', 'stopped']);
 export type DaemonState = z.infer<typeof DaemonStateSchema>;
 
-export const RunStateSchema = z.enum(['queued', 'running', 'waiting', 'cancelling', 'succeeded', 'failed', 'cancelled']);
+export const RunStateSchema = z.enum([
+  'queued',
+  'running',
+  'waiting',
+  'cancelling',
+  'succeeded',
+  'failed',
+  'cancelled',
+]);
 export type RunState = z.infer<typeof RunStateSchema>;
 
 export const RunCountsSchema = z.object({

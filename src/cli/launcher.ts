@@ -1,0 +1,124 @@
+/**
+ * Starting a detached daemon from the CLI and waiting until it answers on its socket. The daemon
+ * itself settles who runs (the project lock); the launcher only watches: its own child either
+ * becomes ready, exits because another daemon holds the lock (then that one is awaited), or fails
+ * (then the reason comes from the log).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { EXIT_ALREADY_RUNNING, type LaunchOptions } from '../daemon/launch-options.js';
+import { prepareStateDirs } from '../daemon/state-dir.js';
+import { CharterError } from '../errors/charter-error.js';
+import type { StatusResult } from '../protocol/control.js';
+import { fetchStatus, type ProjectTarget } from './daemon-client.js';
+
+export interface LaunchResult {
+  readonly status: StatusResult;
+  /** false when another daemon (started before us, or racing us) is the one running. */
+  readonly startedByUs: boolean;
+}
+
+const POLL_MS = 20;
+
+export async function launchDetached(
+  target: ProjectTarget,
+  options: Omit<LaunchOptions, 'projectRoot' | 'foreground'>,
+  waitTimeoutMs: number,
+  warn: (message: string) => void,
+): Promise<LaunchResult> {
+  prepareStateDirs(target.paths);
+  const spawnedAt = Date.now();
+  const child = spawnDaemon(target, options);
+  let exitCode: number | null | undefined;
+  child.once('exit', (code, signal) => {
+    exitCode = code ?? (signal === null ? 1 : 128);
+  });
+  child.once('error', () => {
+    exitCode = 1;
+  });
+
+  const deadline = spawnedAt + waitTimeoutMs;
+  for (;;) {
+    try {
+      const status = await fetchStatus(target, warn, { connectTimeoutMs: 1000, requestTimeoutMs: 2000 });
+      child.unref();
+      return { status, startedByUs: status.pid === child.pid };
+    } catch (error) {
+      if (!(error instanceof CharterError) || error.code !== 'DAEMON_NOT_RUNNING') throw error;
+    }
+    if (exitCode !== undefined && exitCode !== EXIT_ALREADY_RUNNING) {
+      throw new CharterError(
+        'START_FAILED',
+        `the daemon exited with code ${exitCode}: ${failureReason(target, spawnedAt)}`,
+      );
+    }
+    if (Date.now() >= deadline) {
+      if (exitCode === undefined) child.kill('SIGTERM');
+      throw new CharterError(
+        'START_FAILED',
+        `the daemon did not answer within ${waitTimeoutMs / 1000}s: ${failureReason(target, spawnedAt)}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+function spawnDaemon(
+  target: ProjectTarget,
+  options: Omit<LaunchOptions, 'projectRoot' | 'foreground'>,
+): ChildProcess {
+  const mainScript = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
+  if (!existsSync(mainScript)) {
+    throw new CharterError(
+      'START_FAILED',
+      `the daemon entry point ${mainScript} is missing (run npm run build)`,
+    );
+  }
+  // The daemon's own stdout/stderr: only what happens before its logger exists, or a native crash.
+  const output = openSync(target.paths.outputPath, 'w', 0o600);
+  try {
+    const launch: LaunchOptions = { ...options, projectRoot: target.projectRoot, foreground: false };
+    return spawn(process.execPath, [mainScript, JSON.stringify(launch)], {
+      cwd: target.projectRoot,
+      detached: true,
+      stdio: ['ignore', output, output],
+      env: process.env,
+    });
+  } finally {
+    closeSync(output);
+  }
+}
+
+/** The daemon's own words for why it failed: its last error log lines since the spawn, and daemon.out. */
+export function failureReason(target: ProjectTarget, since: number): string {
+  const reasons: string[] = [];
+  for (const line of tail(target.paths.logPath, 64 * 1024)) {
+    try {
+      const entry = JSON.parse(line) as { level?: number; time?: string; msg?: string };
+      if ((entry.level ?? 0) >= 50 && entry.time !== undefined && Date.parse(entry.time) >= since - 1000) {
+        reasons.push(entry.msg ?? line);
+      }
+    } catch {
+      // a partial line at the start of the tail
+    }
+  }
+  const output = tail(target.paths.outputPath, 4 * 1024)
+    .join('\n')
+    .trim();
+  if (output !== '') reasons.push(output);
+  if (reasons.length === 0) return `no reason was logged; see ${target.paths.logPath}`;
+  return `${reasons.join('\n')}\n(log: ${target.paths.logPath})`;
+}
+
+function tail(path: string, bytes: number): string[] {
+  try {
+    const text = readFileSync(path, 'utf8');
+    return text
+      .slice(-bytes)
+      .split('\n')
+      .filter((line) => line.trim() !== '');
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * Wiring: builds the daemon's actor system with real implementations and runs it to the end.
+ * Order matters: lock first (everything after it is ours alone), then stale-state clean-up, the
+ * store, and finally the root actor, which binds the socket. Returns the process exit code.
+ */
+import { rmSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { type AnyActorRef, createActor, fromPromise, type InspectionEvent, toPromise } from 'xstate';
+import { daemonMachine, type RecoveryReport } from '../../machines/daemon.machine.js';
+import { CharterError, isCharterError } from '../errors/charter-error.js';
+import { createDaemonLogger, type DaemonLogger } from '../logging/logger.js';
+import { loadProjectConfig, resolveDaemonSettings } from '../project/config.js';
+import { daemonPaths, resolveProjectRoot } from '../project/paths.js';
+import { readRuntimeFile, writeRuntimeFile } from '../project/runtime-file.js';
+import { Store } from '../store/store.js';
+import { packageVersion } from '../version.js';
+import { controlServerLogic } from './control-actor.js';
+import { EXIT_ALREADY_RUNNING, type LaunchOptions, LaunchOptionsSchema } from './launch-options.js';
+import { ProjectLock } from './lock.js';
+import { clearStaleState, prepareStateDirs } from './state-dir.js';
+
+const LIFECYCLE_TYPES = ['daemon.started', 'daemon.stopped'] as const;
+
+interface InspectorHandle {
+  readonly pageUrl: string;
+  readonly inspect: (event: InspectionEvent) => void;
+  stop(): Promise<void>;
+}
+
+/** Runs a daemon until it stops; the exit code says how it ended. */
+export async function runDaemon(launch: LaunchOptions): Promise<number> {
+  const options = LaunchOptionsSchema.parse(launch);
+  const projectRoot = resolveProjectRoot(options.projectRoot);
+  const paths = daemonPaths(projectRoot);
+  prepareStateDirs(paths);
+
+  const config = loadProjectConfig(projectRoot);
+  const settings = resolveDaemonSettings(projectRoot, config, {
+    gatewayUrl: options.gatewayUrl,
+    logLevel: options.logLevel,
+  });
+  const log: DaemonLogger = await createDaemonLogger({
+    logPath: paths.logPath,
+    level: settings.logLevel,
+    foreground: options.foreground,
+  });
+  const logger = log.logger;
+
+  const lock = ProjectLock.tryAcquire(paths.lockPath);
+  if (lock === undefined) {
+    logger.warn({ projectRoot }, 'another daemon holds the project lock: not starting a second one');
+    log.close();
+    return EXIT_ALREADY_RUNNING;
+  }
+
+  let store: Store | undefined;
+  let inspector: InspectorHandle | undefined;
+  const removeSignalHandlers: (() => void)[] = [];
+  try {
+    const stale = clearStaleState(paths);
+    if (stale.stalePid !== null || stale.removedSocket) {
+      logger.warn(
+        { stalePid: stale.stalePid, removedSocket: stale.removedSocket },
+        'cleaned up after a daemon that did not exit cleanly',
+      );
+    }
+    store = Store.open(paths.storePath);
+    const openStore = store;
+    const epoch = store.beginEpoch();
+    if (options.inspect) inspector = await startInspector(options.inspectPort ?? 0, logger);
+
+    const startedAt = new Date().toISOString();
+    const machine = daemonMachine.provide({
+      actors: {
+        controlServer: controlServerLogic({
+          socketPath: paths.socketPath,
+          daemonVersion: packageVersion,
+          idleTimeoutMs: settings.controlIdleTimeoutMs,
+          logger: logger.child({ component: 'control' }),
+        }),
+        recoverState: fromPromise<RecoveryReport>(async () => {
+          const last = openStore.lastOfTypes(LIFECYCLE_TYPES);
+          if (last === undefined) return { previousShutdown: 'first-start' };
+          if (last.type === 'daemon.stopped') return { previousShutdown: 'clean' };
+          logger.warn({ lastSeq: last.seq }, 'the previous daemon did not journal a clean stop');
+          return { previousShutdown: 'unclean' };
+        }),
+      },
+      actions: {
+        journal: (_args, params) => {
+          openStore.append({ type: params.type, data: params.data });
+          logger.info({ data: params.data }, `journal: ${params.type}`);
+        },
+      },
+    });
+
+    const root = createActor(machine, {
+      systemId: 'daemon',
+      input: {
+        facts: {
+          pid: process.pid,
+          version: packageVersion,
+          startedAt,
+          daemonId: store.daemonId,
+          epoch,
+          projectRoot,
+          socketPath: paths.socketPath,
+          storePath: paths.storePath,
+          logPath: paths.logPath,
+          gatewayUrl: settings.gatewayUrl,
+          inspectorUrl: inspector?.pageUrl ?? null,
+        },
+        drainTimeoutMs: settings.drainTimeoutMs,
+      },
+      logger: (...args: unknown[]) => logger.debug({ args }, 'xstate log'),
+      ...(inspector === undefined ? {} : { inspect: inspector.inspect }),
+    });
+
+    let announced = false;
+    root.subscribe({
+      next: (snapshot) => {
+        if (announced || !snapshot.matches('serving')) return;
+        announced = true;
+        writeRuntimeFile(paths.runtimeFile, {
+          pid: process.pid,
+          socket_path: paths.socketPath,
+          version: packageVersion,
+          started_at: startedAt,
+        });
+        logger.info(
+          { socket: paths.socketPath, project: projectRoot, gateway: settings.gatewayUrl ?? 'offline' },
+          'daemon ready',
+        );
+      },
+      // Without an error observer an action that throws would crash the process unlogged.
+      error: (error) => logger.fatal({ err: error }, 'root actor failed'),
+    });
+
+    removeSignalHandlers.push(...installSignalHandlers(root, logger));
+    root.start();
+    const output = await toPromise(root);
+    if (output.failure !== null) logger.error({ failure: output.failure }, 'daemon stopped on a failure');
+    if (output.drainTimedOut) logger.warn('drain timed out: in-flight work was cut off');
+    logger.info({ exitCode: output.exitCode }, 'daemon stopped');
+    return output.exitCode;
+  } catch (error) {
+    logger.fatal({ err: error, code: isCharterError(error) ? error.code : undefined }, describe(error));
+    return isCharterError(error) ? error.exitCode || 1 : 1;
+  } finally {
+    for (const remove of removeSignalHandlers) remove();
+    // Only our own runtime file: we hold the lock, but be explicit about whose file this is.
+    if (readRuntimeFile(paths.runtimeFile)?.pid === process.pid) rmSync(paths.runtimeFile, { force: true });
+    rmSync(paths.socketPath, { force: true });
+    await inspector?.stop();
+    store?.close();
+    lock.release();
+    log.close();
+  }
+}
+
+function installSignalHandlers(root: AnyActorRef, logger: Logger): (() => void)[] {
+  let signalled = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signalled += 1;
+    if (signalled === 1) {
+      logger.info({ signal }, 'signal received: draining');
+      root.send({ type: 'daemon.stop', reason: signal });
+      return;
+    }
+    // A second signal means "now": the store is synchronous, so nothing accepted is lost.
+    logger.warn({ signal }, 'second signal: exiting without waiting for the drain');
+    process.exit(130);
+  };
+  const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+  for (const signal of signals) process.on(signal, onSignal);
+  return signals.map((signal) => () => process.off(signal, onSignal));
+}
+
+async function startInspector(port: number, logger: Logger): Promise<InspectorHandle> {
+  // Loaded only with --inspect: no cost when off.
+  const { startInspectorRelay } = await import('./inspector.js');
+  const relay = await startInspectorRelay({ port });
+  logger.info({ url: relay.pageUrl }, 'Stately inspector relay listening: open the URL in a browser');
+  return relay;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof CharterError) return `${error.message} (${error.code}). ${error.hint}`;
+  return error instanceof Error ? error.message : String(error);
+}

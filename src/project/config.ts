@@ -1,0 +1,109 @@
+/**
+ * The daemon's part of `charter.yml`, validated with zod. The file belongs to the whole Charter
+ * toolchain, so unknown top-level keys are left alone; inside `daemon:` and `gateway:` unknown
+ * keys are errors (a typo must not silently fall back to a default).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { CharterError } from '../errors/charter-error.js';
+import { LOG_LEVELS, type LogLevel } from '../logging/levels.js';
+import { GatewayUrlSchema } from './gateway-url.js';
+
+const seconds = (max: number) => z.number().positive().max(max);
+
+export const ProjectConfigSchema = z.looseObject({
+  name: z.string().min(1).max(200).optional(),
+  gateway: z
+    .strictObject({
+      url: GatewayUrlSchema.optional(),
+    })
+    .optional(),
+  daemon: z
+    .strictObject({
+      log_level: z.enum(LOG_LEVELS).optional(),
+      /** How long `stop` lets in-flight work reach a safe point. */
+      drain_timeout_seconds: seconds(24 * 3600).optional(),
+      /** A control connection that sends nothing for this long is closed. */
+      control_idle_timeout_seconds: seconds(3600).optional(),
+    })
+    .optional(),
+});
+export type ProjectConfig = z.infer<typeof ProjectConfigSchema>;
+
+/** Reads and validates `charter.yml`; every problem is named by file and field. */
+export function loadProjectConfig(projectRoot: string): ProjectConfig {
+  const path = join(projectRoot, 'charter.yml');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new CharterError('NOT_A_PROJECT', `cannot read ${path}: ${(error as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parse(text) ?? {};
+  } catch (error) {
+    throw new CharterError('INVALID_CONFIG', `${path} is not valid YAML: ${(error as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new CharterError('INVALID_CONFIG', `${path} must be a YAML mapping`);
+  }
+  const parsed = ProjectConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(
+      (issue) => `  - ${issue.path.join('.') || '(root)'}: ${issue.message}`,
+    );
+    throw new CharterError('INVALID_CONFIG', `${path} is invalid:\n${problems.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+export interface DaemonSettings {
+  readonly projectName: string;
+  readonly gatewayUrl: string | null;
+  readonly logLevel: LogLevel;
+  readonly drainTimeoutMs: number;
+  readonly controlIdleTimeoutMs: number;
+}
+
+export interface SettingOverrides {
+  readonly gatewayUrl?: string | undefined;
+  readonly logLevel?: LogLevel | undefined;
+}
+
+/** Flags win over the environment, which wins over charter.yml, which wins over defaults. */
+export function resolveDaemonSettings(
+  projectRoot: string,
+  config: ProjectConfig,
+  overrides: SettingOverrides,
+  env: NodeJS.ProcessEnv = process.env,
+): DaemonSettings {
+  const fromEnv = env.CHARTER_GATEWAY_URL?.trim() ? env.CHARTER_GATEWAY_URL : undefined;
+  const rawGateway = overrides.gatewayUrl ?? fromEnv ?? config.gateway?.url;
+  let gatewayUrl: string | null = null;
+  if (rawGateway !== undefined) {
+    const parsed = GatewayUrlSchema.safeParse(rawGateway);
+    if (!parsed.success) {
+      const source =
+        overrides.gatewayUrl !== undefined
+          ? '--gateway'
+          : fromEnv !== undefined
+            ? 'CHARTER_GATEWAY_URL'
+            : 'gateway.url';
+      throw new CharterError(
+        'INVALID_CONFIG',
+        `${source}: ${parsed.error.issues[0]?.message ?? 'invalid URL'}`,
+      );
+    }
+    gatewayUrl = parsed.data;
+  }
+  return {
+    projectName: config.name ?? projectRoot.split('/').at(-1) ?? 'project',
+    gatewayUrl,
+    logLevel: overrides.logLevel ?? config.daemon?.log_level ?? 'info',
+    drainTimeoutMs: Math.round((config.daemon?.drain_timeout_seconds ?? 30) * 1000),
+    controlIdleTimeoutMs: Math.round((config.daemon?.control_idle_timeout_seconds ?? 10) * 1000),
+  };
+}
