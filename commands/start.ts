@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import { DaemonCommand } from '../src/cli/base-command.js';
 import { fetchStatus, targetProject } from '../src/cli/daemon-client.js';
 import { CharterError } from '../src/errors/charter-error.js';

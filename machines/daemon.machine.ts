@@ -135,7 +135,7 @@ export const daemonMachine = setup({
   },
   actors: {
     // Both are provided by the wiring (src/daemon/) or by tests.
-    controlServer: fromCallback<ControlActorEvent, undefined, DaemonEvent>(() => undefined),
+    controlServer: fromCallback<ControlActorEvent, undefined>(() => undefined),
     recoverState: fromPromise<RecoveryReport>(async () => ({ previousShutdown: 'first-start' })),
   },
   actions: {

@@ -3,7 +3,8 @@
  * rendered the same way everywhere (human text on stderr, or `{"error": …}` with --json) with
  * the catalogue's exit code.
  */
-import { Command, Flags } from '@oclif/core';
+import { Command } from '@oclif/core/command';
+import * as Flags from '@oclif/core/flags';
 import { CharterError } from '../errors/charter-error.js';
 
 export abstract class DaemonCommand extends Command {
@@ -16,9 +17,9 @@ export abstract class DaemonCommand extends Command {
     }),
   };
 
-  /** Warnings go to stderr only, never into --json output. */
+  /** Warnings go to stderr only, never into --json output (oclif's own helpers are muted under --json). */
   protected warnUser = (message: string): void => {
-    this.logToStderr(`Warning: ${message}`);
+    process.stderr.write(`Warning: ${message}\n`);
   };
 
   protected override async catch(error: Error & { exitCode?: number }): Promise<unknown> {

@@ -2,11 +2,16 @@
  * How a CLI command reaches the daemon of a project: find its socket (the runtime file names it;
  * otherwise the path the daemon would use), connect with deadlines, say hello.
  */
+import { z } from 'zod';
 import { ControlConnection } from '../control/client.js';
 import { type DaemonPaths, daemonPaths, resolveProjectRoot } from '../project/paths.js';
 import { readRuntimeFile } from '../project/runtime-file.js';
 import { type StatusResult, StatusResultSchema } from '../protocol/control.js';
 import { packageVersion } from '../version.js';
+
+// A CLI call validates a couple of messages and exits: compiling validators (zod's JIT) costs
+// more than it saves there. The daemon, which validates many messages, keeps the JIT.
+z.config({ jitless: true });
 
 export interface ProjectTarget {
   readonly projectRoot: string;

@@ -71,6 +71,8 @@ export class ControlServer {
   readonly #options: ControlServerOptions & typeof DEFAULTS;
   readonly #server: Server;
   readonly #connections = new Map<number, Connection>();
+  /** Every accepted socket, refused ones included, so that close() can end them all. */
+  readonly #sockets = new Set<Socket>();
   /** key → connection id */
   readonly #calls = new Map<string, number>();
   #nextConnectionId = 1;
@@ -140,7 +142,7 @@ export class ControlServer {
     if (this.#closed) return;
     this.#closed = true;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    for (const connection of this.#connections.values()) connection.socket.destroy();
+    for (const socket of this.#sockets) socket.destroy();
     await closed;
     try {
       unlinkSync(this.#options.socketPath);
@@ -151,12 +153,14 @@ export class ControlServer {
 
   #accept(socket: Socket): void {
     socket.on('error', (error) => this.#options.logger?.debug({ err: error }, 'control connection error'));
+    this.#sockets.add(socket);
+    socket.on('close', () => this.#sockets.delete(socket));
     if (this.#closed || this.#connections.size >= this.#options.maxConnections) {
       const error = new CharterError(
         'TOO_MANY_CLIENTS',
         `the daemon already has ${this.#connections.size} control connections open`,
       );
-      socket.end(`${JSON.stringify({ id: null, ok: false, error: error.toWire() })}\n`);
+      endAndDestroy(socket, `${JSON.stringify({ id: null, ok: false, error: error.toWire() })}\n`);
       this.#options.logger?.warn(
         { open: this.#connections.size },
         'control connection refused: too many clients',
@@ -173,6 +177,8 @@ export class ControlServer {
     this.#connections.set(connection.id, connection);
     const decoder = new LineDecoder(MAX_CONTROL_LINE_BYTES);
     socket.on('data', (chunk: Buffer) => {
+      // A refused connection is only waiting to be closed: nothing it sends is acted on.
+      if (!this.#connections.has(connection.id)) return;
       let lines: string[];
       try {
         lines = decoder.push(chunk);
@@ -182,7 +188,7 @@ export class ControlServer {
         return;
       }
       for (const line of lines) {
-        if (socket.destroyed) return;
+        if (!this.#connections.has(connection.id)) return;
         this.#armIdleTimer(connection);
         this.#handleLine(connection, line);
       }
@@ -251,6 +257,7 @@ export class ControlServer {
     connection.inFlight.set(key, id);
     this.#calls.set(key, connection.id);
     this.#disarmIdleTimer(connection);
+    this.#options.logger?.debug({ connection: connection.id, method }, 'control request');
     this.#options.dispatch({ key, method, params: parsed.data });
   }
 
@@ -289,10 +296,8 @@ export class ControlServer {
     this.#options.logger?.debug({ code: error.code, connection: connection.id }, 'control request refused');
     const line = `${JSON.stringify({ id, ok: false, error: error.toWire() })}\n`;
     if (close) {
-      connection.socket.end(line);
-      // A client that keeps sending after being refused must not keep the connection open.
-      setTimeout(() => connection.socket.destroy(), 1000).unref();
       this.#forget(connection);
+      endAndDestroy(connection.socket, line);
     } else {
       this.#write(connection, line);
     }
@@ -336,6 +341,17 @@ export class ControlServer {
     connection.inFlight.clear();
     this.#connections.delete(connection.id);
   }
+}
+
+/**
+ * Sends a last line and closes. The socket keeps being read (so the peer's end is noticed) and
+ * is destroyed after a grace period whatever the peer does, so a refused client cannot hold a
+ * file descriptor or delay close().
+ */
+function endAndDestroy(socket: Socket, line: string): void {
+  socket.resume();
+  socket.end(line);
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

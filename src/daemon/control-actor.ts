@@ -15,7 +15,7 @@ export interface ControlActorDeps {
 }
 
 export function controlServerLogic(deps: ControlActorDeps) {
-  return fromCallback<ControlActorEvent, undefined, DaemonEvent>(({ sendBack, receive }) => {
+  return fromCallback<ControlActorEvent, undefined>(({ sendBack, receive }) => {
     const server = new ControlServer({
       socketPath: deps.socketPath,
       daemonVersion: deps.daemonVersion,

@@ -1,0 +1,225 @@
+/**
+ * `npm run bench`: start-up cost of the charter-daemon CLI and of the daemon itself, measured in one
+ * run against baselines measured in the same run. See bench/README.md.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { round1, roundStats, type Stats, summarize, timeNodeOk } from './measure.js';
+
+const RUNS = 30;
+const WARMUPS = 3;
+const START_RUNS = 10;
+const GOAL_STATUS_VS_OCLIF = 1.0;
+const GOAL_STATUS_VS_NODE = 3.0;
+const GOAL_START_MS = 1000;
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const cli = join(repoRoot, 'dist/src/cli/run.js');
+const baselineDir = join(repoRoot, 'dist/bench/baseline-oclif');
+const resultsPath = join(repoRoot, 'dist/bench/results.json');
+
+/** Projects whose daemon may be running, and temp dirs to remove: both handled by cleanup(). */
+const daemons = new Set<string>();
+const tempDirs = new Set<string>();
+
+/** Copies the baseline CLI next to the build and writes its oclif.manifest.json, as our build does. */
+function prepareBaseline(): void {
+  rmSync(baselineDir, { recursive: true, force: true });
+  cpSync(join(repoRoot, 'bench/baseline-oclif'), baselineDir, { recursive: true });
+  const manifest = spawnSync(join(repoRoot, 'node_modules/.bin/oclif'), ['manifest'], {
+    cwd: baselineDir,
+    encoding: 'utf8',
+    env: { ...process.env, OCLIF_SKIP_NEW_VERSION_CHECK: 'true' },
+  });
+  if (manifest.status !== 0) throw new Error(`oclif manifest failed:\n${manifest.stdout}${manifest.stderr}`);
+}
+
+function makeProject(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cdb-'));
+  tempDirs.add(dir);
+  writeFileSync(join(dir, 'charter.yml'), 'name: bench\n');
+  return dir;
+}
+
+async function startDaemon(project: string): Promise<number> {
+  daemons.add(project);
+  return (await timeNodeOk([cli, 'start', '--project-path', project], repoRoot)).ms;
+}
+
+async function stopDaemon(project: string): Promise<number> {
+  const { ms } = await timeNodeOk([cli, 'stop', '--project-path', project], repoRoot);
+  daemons.delete(project);
+  return ms;
+}
+
+/** Resident memory of the daemon, in MiB, from the pid that `status --json` reports (Linux only). */
+async function daemonRssMiB(project: string): Promise<number | null> {
+  const { stdout } = await timeNodeOk([cli, 'status', '--json', '--project-path', project], repoRoot);
+  const status: unknown = JSON.parse(stdout);
+  if (typeof status !== 'object' || status === null || !('pid' in status) || typeof status.pid !== 'number')
+    throw new Error(`status --json did not report a pid: ${stdout}`);
+  try {
+    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${status.pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? null : round1(Number(kb) / 1024);
+  } catch {
+    return null;
+  }
+}
+
+/** Stops every daemon this run started and removes its temp dirs. Synchronous, so signal handlers can use it. */
+function cleanup(): void {
+  for (const project of daemons) {
+    spawnSync(process.execPath, [cli, 'stop', '--force', '--timeout', '5', '--project-path', project], {
+      stdio: 'ignore',
+    });
+  }
+  daemons.clear();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+interface Command {
+  readonly args: readonly string[];
+  /** Text stdout must contain, so a command that fails quietly is not timed as fast. */
+  readonly expect: string;
+}
+
+/** Runs the commands round-robin (rotating who goes first), so machine noise hits all of them equally. */
+async function interleaved(commands: readonly Command[]): Promise<Stats[]> {
+  const samples = commands.map((): number[] => []);
+  for (let round = 0; round < WARMUPS + RUNS; round++) {
+    for (let k = 0; k < commands.length; k++) {
+      const index = (round + k) % commands.length;
+      const command = commands[index];
+      if (command === undefined) continue;
+      const { ms, stdout } = await timeNodeOk(command.args, repoRoot);
+      if (!stdout.includes(command.expect))
+        throw new Error(`node ${command.args.join(' ')} printed no "${command.expect}":\n${stdout}`);
+      if (round >= WARMUPS) samples[index]?.push(ms);
+    }
+  }
+  return samples.map(summarize);
+}
+
+const fmt = (ms: number): string => ms.toFixed(1).padStart(8);
+const row = (label: string, s: Stats): string =>
+  `  ${label.padEnd(34)}${fmt(s.median)}${fmt(s.p90)}${fmt(s.min)}`;
+const verdict = (met: boolean): string => (met ? 'MET' : 'NOT MET');
+const ratioRow = (label: string, ratio: number, goal: number): string =>
+  `  ${label.padEnd(34)}${ratio.toFixed(2).padStart(8)}  goal <= ${goal.toFixed(2)}  ${verdict(ratio <= goal)}`;
+
+async function main(): Promise<void> {
+  prepareBaseline();
+
+  // 1. CLI wall time against a running daemon.
+  const project = makeProject();
+  await startDaemon(project);
+  const rssAfterStart = await daemonRssMiB(project);
+  const [nodeE, oclif, status] = await interleaved([
+    { args: ['-e', ''], expect: '' },
+    { args: [join(baselineDir, 'bin/run.js'), 'hello'], expect: 'hello' },
+    { args: [cli, 'status', '--project-path', project], expect: 'charter-daemon is running' },
+  ]);
+  if (nodeE === undefined || oclif === undefined || status === undefined) throw new Error('missing stats');
+  const rssAfterStatus = await daemonRssMiB(project);
+  await stopDaemon(project);
+
+  // 2. Daemon start-to-ready, each in a fresh project; stop is timed separately.
+  const starts: number[] = [];
+  const stops: number[] = [];
+  for (let i = 0; i < START_RUNS; i++) {
+    const fresh = makeProject();
+    starts.push(await startDaemon(fresh));
+    stops.push(await stopDaemon(fresh));
+    rmSync(fresh, { recursive: true, force: true });
+    tempDirs.delete(fresh);
+  }
+  const start = summarize(starts);
+  const stop = summarize(stops);
+
+  const vsNode = Math.round((status.median / nodeE.median) * 100) / 100;
+  const vsOclif = Math.round((status.median / oclif.median) * 100) / 100;
+  const goals = {
+    status_vs_minimal_oclif: {
+      goal: `<= ${GOAL_STATUS_VS_OCLIF}`,
+      ratio: vsOclif,
+      met: vsOclif <= GOAL_STATUS_VS_OCLIF,
+    },
+    status_vs_node_e: {
+      goal: `<= ${GOAL_STATUS_VS_NODE}`,
+      ratio: vsNode,
+      met: vsNode <= GOAL_STATUS_VS_NODE,
+    },
+    start_median_ms: {
+      goal: `<= ${GOAL_START_MS}`,
+      value: round1(start.median),
+      met: start.median <= GOAL_START_MS,
+    },
+  };
+
+  const cpu = cpus();
+  console.log(
+    `charter-daemon bench: node ${process.version}, ${process.platform}-${process.arch}, ` +
+      `${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}`,
+  );
+  console.log(
+    `\n1. CLI wall time, spawn to exit (ms), N=${RUNS} each after ${WARMUPS} warm-ups, round-robin`,
+  );
+  console.log(`  ${'command'.padEnd(34)}${'median'.padStart(8)}${'p90'.padStart(8)}${'min'.padStart(8)}`);
+  console.log(row("node -e ''", nodeE));
+  console.log(row('minimal oclif 4 command', oclif));
+  console.log(row('charter-daemon status', status));
+  console.log(ratioRow('status / minimal oclif (median)', vsOclif, GOAL_STATUS_VS_OCLIF));
+  console.log(ratioRow("status / node -e '' (median)", vsNode, GOAL_STATUS_VS_NODE));
+  console.log(`\n2. Daemon lifecycle, wall time (ms), N=${START_RUNS} fresh projects`);
+  console.log(`  ${'command'.padEnd(34)}${'median'.padStart(8)}${'p90'.padStart(8)}${'min'.padStart(8)}`);
+  console.log(
+    `${row('start (until it answers)', start)}  goal median <= ${GOAL_START_MS}  ${verdict(goals.start_median_ms.met)}`,
+  );
+  console.log(`${row('stop (until it exits)', stop)}  informational`);
+  const mib = (value: number | null): string => (value === null ? 'n/a' : `${value.toFixed(1)} MiB`);
+  console.log(
+    `\n3. Daemon RSS: ${mib(rssAfterStart)} after start, ${mib(rssAfterStatus)} after ${WARMUPS + RUNS} status calls`,
+  );
+
+  const results = {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpus: cpu.length,
+    cli_wall_ms: {
+      runs: RUNS,
+      warmups: WARMUPS,
+      node_e: roundStats(nodeE),
+      minimal_oclif: roundStats(oclif),
+      status: roundStats(status),
+      ratio_status_vs_node_e: vsNode,
+      ratio_status_vs_minimal_oclif: vsOclif,
+    },
+    daemon_wall_ms: { runs: START_RUNS, start: roundStats(start), stop: roundStats(stop) },
+    daemon_rss_mib: { after_start: rssAfterStart, after_status_calls: rssAfterStatus },
+    goals,
+  };
+  mkdirSync(join(repoRoot, 'dist/bench'), { recursive: true });
+  writeFileSync(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`\nresults: ${resultsPath}`);
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    cleanup();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  });
+}
+
+try {
+  await main();
+} catch (error) {
+  console.error(error instanceof Error ? error.message : error);
+  process.exitCode = 1;
+} finally {
+  cleanup();
+}

@@ -1,0 +1,28 @@
+/**
+ * Bundles each oclif command (after tsc) with the modules it imports statically, zod included,
+ * so that a CLI call loads a handful of files instead of a hundred: module loading is most of a
+ * `status` call's time. @oclif/core stays shared (oclif has loaded it already), and the daemon's
+ * own modules, which `start` imports lazily, stay separate files. One self-contained file per
+ * command, written beside dist/commands (same depth, so relative imports stay valid) and then
+ * moved over the tsc output by the build script.
+ */
+import { readdirSync } from 'node:fs';
+import { defineConfig } from 'rolldown';
+
+const commandsDir = 'dist/commands';
+const lazyDaemonModules = /[\\/]dist[\\/]src[\\/](daemon[\\/]|cli[\\/]launcher\.js)/;
+
+export default readdirSync(commandsDir)
+  .filter((file) => file.endsWith('.js'))
+  .map((file) =>
+    defineConfig({
+      input: `${commandsDir}/${file}`,
+      platform: 'node',
+      external: (id, _importer, isResolved) => {
+        if (isResolved) return lazyDaemonModules.test(id);
+        if (id.startsWith('.') || id.startsWith('/')) return false;
+        return !(id === 'zod' || id.startsWith('zod/'));
+      },
+      output: { dir: 'dist/commands-bundled', format: 'esm', sourcemap: true, codeSplitting: false },
+    }),
+  );

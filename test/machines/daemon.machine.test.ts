@@ -1,0 +1,215 @@
+import { describe, expect, it } from 'vitest';
+import { createActor, fromCallback, fromPromise, SimulatedClock, waitFor } from 'xstate';
+import {
+  type ControlActorEvent,
+  type DaemonFacts,
+  daemonMachine,
+  type JournalParams,
+  type RecoveryReport,
+} from '../../machines/daemon.machine.js';
+
+const facts: DaemonFacts = {
+  pid: 4242,
+  version: '9.9.9',
+  startedAt: '2026-01-01T00:00:00.000Z',
+  daemonId: 'daemon-id',
+  epoch: 3,
+  projectRoot: '/project',
+  socketPath: '/project/.charter/daemon/daemon.sock',
+  storePath: '/project/.charter/daemon/state.db',
+  logPath: '/project/.charter/daemon/daemon.log',
+  gatewayUrl: null,
+  inspectorUrl: null,
+};
+
+interface Harness {
+  actor: ReturnType<typeof createActor<typeof daemonMachine>>;
+  clock: SimulatedClock;
+  journal: JournalParams[];
+  replies: ControlActorEvent[];
+}
+
+function start(options: { recovery?: () => Promise<RecoveryReport>; drainTimeoutMs?: number } = {}): Harness {
+  const journal: JournalParams[] = [];
+  const replies: ControlActorEvent[] = [];
+  const clock = new SimulatedClock();
+  const machine = daemonMachine.provide({
+    actors: {
+      controlServer: fromCallback<ControlActorEvent, undefined>(({ receive }) => {
+        receive((event) => replies.push(event));
+      }),
+      recoverState: fromPromise(options.recovery ?? (async () => ({ previousShutdown: 'clean' as const }))),
+    },
+    actions: {
+      journal: (_args, params) => journal.push(params),
+    },
+  });
+  const actor = createActor(machine, {
+    input: { facts, drainTimeoutMs: options.drainTimeoutMs ?? 5000 },
+    clock,
+  });
+  actor.start();
+  return { actor, clock, journal, replies };
+}
+
+async function serving(h: Harness): Promise<void> {
+  await waitFor(h.actor, (s) => s.matches({ booting: 'listening' }));
+  h.actor.send({ type: 'control.listening' });
+  expect(h.actor.getSnapshot().value).toBe('serving');
+}
+
+describe('daemon root machine', () => {
+  it('boots: recovers, spawns the control actor, serves once the socket listens, journals the start', async () => {
+    const h = start({ recovery: async () => ({ previousShutdown: 'unclean' }) });
+    expect(h.actor.getSnapshot().matches({ booting: 'recovering' })).toBe(true);
+    await waitFor(h.actor, (s) => s.matches({ booting: 'listening' }));
+    expect(h.actor.getSnapshot().children.control).toBeDefined();
+    expect(h.actor.system.get('control')).toBeDefined();
+    expect(h.journal).toEqual([]);
+    h.actor.send({ type: 'control.listening' });
+    expect(h.actor.getSnapshot().value).toBe('serving');
+    expect(h.journal).toEqual([
+      {
+        type: 'daemon.started',
+        data: { pid: 4242, version: '9.9.9', epoch: 3, previous_shutdown: 'unclean' },
+      },
+    ]);
+  });
+
+  it('stops with a failure when recovery fails', async () => {
+    const h = start({
+      recovery: async () => {
+        throw new Error('disk on fire');
+      },
+    });
+    const output = await waitFor(h.actor, (s) => s.status === 'done').then((s) => s.output);
+    expect(output).toEqual({ exitCode: 1, failure: 'recovery failed: disk on fire', drainTimedOut: false });
+    expect(h.journal.map((entry) => entry.type)).toEqual(['daemon.stopped']);
+  });
+
+  it('stops with a failure when the control socket cannot bind', async () => {
+    const h = start();
+    await waitFor(h.actor, (s) => s.matches({ booting: 'listening' }));
+    h.actor.send({ type: 'control.failed', message: 'EADDRINUSE' });
+    expect(h.actor.getSnapshot().status).toBe('done');
+    expect(h.actor.getSnapshot().output).toMatchObject({
+      exitCode: 1,
+      failure: 'control socket failed: EADDRINUSE',
+    });
+  });
+
+  it('a stop signal while booting stops at once, cleanly', async () => {
+    const h = start();
+    h.actor.send({ type: 'daemon.stop', reason: 'SIGTERM' });
+    expect(h.actor.getSnapshot().status).toBe('done');
+    expect(h.actor.getSnapshot().output).toEqual({ exitCode: 0, failure: null, drainTimedOut: false });
+    expect(h.journal.at(-1)).toMatchObject({ type: 'daemon.stopped', data: { reason: 'SIGTERM' } });
+  });
+
+  it('answers status through the control actor with the facts, the state and run counts', async () => {
+    const h = start();
+    await serving(h);
+    h.actor.send({ type: 'control.request', key: 'k1', method: 'status', params: {} });
+    expect(h.replies).toHaveLength(1);
+    const reply = h.replies[0];
+    expect(reply?.key).toBe('k1');
+    expect(reply?.reply).toMatchObject({
+      result: {
+        pid: 4242,
+        state: 'serving',
+        version: '9.9.9',
+        daemon_id: 'daemon-id',
+        gateway: { state: 'offline', url: null },
+        runs: { queued: 0, running: 0, waiting: 0, cancelling: 0, succeeded: 0, failed: 0, cancelled: 0 },
+        inspector: null,
+      },
+    });
+  });
+
+  it('a stop request drains and, with nothing in flight, stops at once', async () => {
+    const h = start();
+    await serving(h);
+    h.actor.send({ type: 'control.request', key: 'k2', method: 'stop', params: {} });
+    expect(h.replies.at(-1)).toEqual({
+      type: 'control.reply',
+      key: 'k2',
+      reply: { result: { pid: 4242, already_stopping: false } },
+    });
+    expect(h.actor.getSnapshot().status).toBe('done');
+    expect(h.journal.map((entry) => entry.type)).toEqual([
+      'daemon.started',
+      'daemon.stopping',
+      'daemon.stopped',
+    ]);
+    expect(h.actor.getSnapshot().output).toEqual({ exitCode: 0, failure: null, drainTimedOut: false });
+  });
+
+  it('draining waits for in-flight work, keeps answering status and repeated stops, then stops', async () => {
+    const h = start();
+    await serving(h);
+    h.actor.send({ type: 'work.started', id: 'run:a' });
+    h.actor.send({ type: 'work.started', id: 'run:b' });
+    h.actor.send({ type: 'daemon.stop', reason: 'SIGTERM' });
+    expect(h.actor.getSnapshot().value).toBe('draining');
+    expect(h.journal.at(-1)).toEqual({ type: 'daemon.stopping', data: { reason: 'SIGTERM', in_flight: 2 } });
+
+    h.actor.send({ type: 'control.request', key: 's', method: 'status', params: {} });
+    expect(h.replies.at(-1)?.reply).toMatchObject({ result: { state: 'draining' } });
+    h.actor.send({ type: 'control.request', key: 'again', method: 'stop', params: {} });
+    expect(h.replies.at(-1)?.reply).toEqual({ result: { pid: 4242, already_stopping: true } });
+
+    h.actor.send({ type: 'work.settled', id: 'run:a' });
+    expect(h.actor.getSnapshot().value).toBe('draining');
+    h.actor.send({ type: 'work.settled', id: 'run:b' });
+    expect(h.actor.getSnapshot().status).toBe('done');
+    expect(h.actor.getSnapshot().output).toEqual({ exitCode: 0, failure: null, drainTimedOut: false });
+  });
+
+  it('the drain timeout (simulated clock) cuts off work that never settles', async () => {
+    const h = start({ drainTimeoutMs: 5000 });
+    await serving(h);
+    h.actor.send({ type: 'work.started', id: 'run:stuck' });
+    h.actor.send({ type: 'daemon.stop', reason: 'SIGTERM' });
+    h.clock.increment(4999);
+    expect(h.actor.getSnapshot().value).toBe('draining');
+    h.clock.increment(1);
+    expect(h.actor.getSnapshot().status).toBe('done');
+    expect(h.actor.getSnapshot().output).toEqual({ exitCode: 0, failure: null, drainTimedOut: true });
+    expect(h.journal.at(-1)).toMatchObject({
+      type: 'daemon.stopped',
+      data: { drain_timed_out: true, abandoned_work: ['run:stuck'] },
+    });
+  });
+
+  it('a stop request sets its own drain timeout', async () => {
+    const h = start({ drainTimeoutMs: 60_000 });
+    await serving(h);
+    h.actor.send({ type: 'work.started', id: 'run:stuck' });
+    h.actor.send({ type: 'control.request', key: 'k', method: 'stop', params: { timeout_ms: 100 } });
+    h.clock.increment(99);
+    expect(h.actor.getSnapshot().value).toBe('draining');
+    h.clock.increment(1);
+    expect(h.actor.getSnapshot().output).toMatchObject({ drainTimedOut: true });
+  });
+
+  it('work that settles before it is tracked twice is counted once', async () => {
+    const h = start();
+    await serving(h);
+    h.actor.send({ type: 'work.started', id: 'x' });
+    h.actor.send({ type: 'work.started', id: 'x' });
+    expect(h.actor.getSnapshot().context.activeWork).toEqual(['x']);
+    h.actor.send({ type: 'work.settled', id: 'x' });
+    expect(h.actor.getSnapshot().context.activeWork).toEqual([]);
+  });
+
+  it('a control socket failure while serving drains and exits non-zero', async () => {
+    const h = start();
+    await serving(h);
+    h.actor.send({ type: 'control.failed', message: 'socket closed' });
+    expect(h.actor.getSnapshot().status).toBe('done');
+    expect(h.actor.getSnapshot().output).toMatchObject({
+      exitCode: 1,
+      failure: 'control socket failed: socket closed',
+    });
+  });
+});
