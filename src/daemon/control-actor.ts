@@ -4,7 +4,7 @@
  * listening are reported, never thrown, so the machine decides what they mean.
  */
 import { fromCallback } from 'xstate';
-import type { ControlActorEvent, ControlRequestEvent, DaemonEvent } from '../../machines/daemon.machine.js';
+import type { ControlActorEvent, ControlRequestEvent } from '../../machines/daemon.machine.js';
 import { ControlServer, type ControlServerLogger } from '../control/server.js';
 
 export interface ControlActorDeps {
