@@ -2,7 +2,7 @@
  * How a CLI command reaches the daemon of a project: find its socket (the runtime file names it;
  * otherwise the path the daemon would use), connect with deadlines, say hello.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { ControlConnection } from '../control/client.js';
 import { type DaemonPaths, daemonPaths, resolveProjectRoot } from '../project/paths.js';
 import { readRuntimeFile } from '../project/runtime-file.js';

@@ -4,7 +4,7 @@
  * CharterError from the catalogue, so the CLI never hangs and always says what to do.
  */
 import { connect, type Socket } from 'node:net';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { CharterError } from '../errors/charter-error.js';
 import {
   CONTROL_PROTOCOL_VERSION,
@@ -80,7 +80,7 @@ export class ControlConnection {
   }
 
   /** Sends one request and resolves with its (final or first) result, validated by `schema`. */
-  async request<S extends z.ZodType>(
+  async request<S extends z.ZodMiniType>(
     method: ControlMethod | 'hello',
     params: ControlParams<ControlMethod> | Record<string, unknown>,
     schema: S,
@@ -105,7 +105,7 @@ export class ControlConnection {
    * `onItem` returns 'stop'. The deadline covers the wait for the first response only: a stream
    * may then stay quiet for as long as its subject does.
    */
-  stream<S extends z.ZodType>(
+  stream<S extends z.ZodMiniType>(
     method: string,
     params: unknown,
     schema: S,

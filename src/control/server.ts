@@ -6,7 +6,7 @@
  */
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { CharterError } from '../errors/charter-error.js';
 import {
   CONTROL_PROTOCOL_VERSION,
