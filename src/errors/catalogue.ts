@@ -86,6 +86,47 @@ export const errorCatalogue = {
     hint: 'Upgrade charter-daemon to the version that wrote it (or newer).',
     exitCode: 1,
   },
+  // Workflows and runs.
+  UNKNOWN_WORKFLOW: {
+    title: 'unknown workflow',
+    hint: 'Workflows live in workflows/<id>/manifest.yml and plan.yml; the message lists the known ids.',
+    exitCode: 2,
+  },
+  INVALID_WORKFLOW: {
+    title: 'invalid workflow definition',
+    hint: 'Fix the named file and field (see docs/workflows.md), then submit again.',
+    exitCode: 2,
+  },
+  INVALID_INPUTS: {
+    title: 'the run inputs do not match the workflow',
+    hint: 'Fix every listed input (see the workflow manifest) and submit again.',
+    exitCode: 2,
+  },
+  INVALID_ANSWERS: {
+    title: 'the answers do not satisfy the input step',
+    hint: 'Fix every listed field and submit again; the run keeps waiting.',
+    exitCode: 2,
+  },
+  UNKNOWN_RUN: {
+    title: 'unknown run',
+    hint: 'List runs with `charter-daemon runs list`.',
+    exitCode: 2,
+  },
+  RUN_NOT_WAITING: {
+    title: 'the run is not waiting for that',
+    hint: 'See what it waits for with `charter-daemon runs show RUN_ID`.',
+    exitCode: 1,
+  },
+  RUN_FINISHED: {
+    title: 'the run has already finished',
+    hint: 'Start a new run with `charter-daemon run WORKFLOW_ID`.',
+    exitCode: 1,
+  },
+  QUEUE_FULL: {
+    title: 'the run queue is full',
+    hint: 'Wait for queued runs to start, or raise daemon.max_queued_runs in charter.yml.',
+    exitCode: 1,
+  },
   // Control-socket request errors (sent by the daemon).
   BAD_JSON: {
     title: 'the request line is not valid JSON',

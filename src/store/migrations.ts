@@ -47,6 +47,51 @@ export const migrations: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 2,
+    name: 'runs and their steps',
+    up: `
+      -- The current state of each run: the journal holds its history, this row the latest
+      -- checkpoint, so recovery and listing need not replay events.
+      CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        workflow_id TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN
+          ('queued', 'running', 'waiting', 'cancelling', 'succeeded', 'failed', 'cancelled')),
+        reason TEXT,
+        current_step TEXT,
+        step_index INTEGER NOT NULL DEFAULT 0,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        waiting TEXT, -- JSON Waiting, or NULL when the run waits for nobody
+        inputs TEXT NOT NULL, -- JSON object
+        answers TEXT NOT NULL DEFAULT '{}', -- JSON object: step id -> answers
+        -- The run_seq of the run's newest journal entry: the next one gets last_run_seq + 1.
+        last_run_seq INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT
+      ) STRICT;
+
+      -- Serves the state-filtered, newest-first listing (run ids are time-ordered), counts per
+      -- state and the recovery scan of unfinished runs.
+      CREATE INDEX runs_state ON runs (state, run_id);
+
+      CREATE TABLE steps (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        idx INTEGER NOT NULL,
+        step_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('run', 'gate', 'input')),
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN
+          ('pending', 'running', 'waiting', 'succeeded', 'failed', 'cancelled', 'interrupted')),
+        attempt INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT,
+        finished_at TEXT,
+        exit_code INTEGER,
+        reason TEXT,
+        PRIMARY KEY (run_id, idx)
+      ) STRICT;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

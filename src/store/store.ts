@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { CharterError } from '../errors/charter-error.js';
 import type { JournalEntry, NewJournalEntry, ReadJournalOptions } from './journal-entry.js';
 import { latestSchemaVersion, migrations } from './migrations.js';
+import { RunStore } from './run-store.js';
 
 export type { JournalEntry, NewJournalEntry, ReadJournalOptions } from './journal-entry.js';
 
@@ -53,6 +54,7 @@ export class Store {
   private readonly lastOfTypesStmt: Database.Statement<[string], JournalRow>;
   private readonly nextEpochStmt: Database.Statement<[], { value: string }>;
   private readonly appendManyTx: (entries: readonly NewJournalEntry[]) => JournalEntry[];
+  private readonly runStore: RunStore;
 
   private constructor(path: string, db: Database.Database) {
     this.path = path;
@@ -80,6 +82,14 @@ export class Store {
     this.appendManyTx = db.transaction((entries: readonly NewJournalEntry[]) =>
       entries.map((entry) => this.insert(entry)),
     );
+    // Same connection and same journal insert: a run's row changes and its events commit in one
+    // transaction.
+    this.runStore = new RunStore(db, (entry) => this.insert(entry));
+  }
+
+  /** Durable runs and their steps, whose events go to this journal. */
+  get runs(): RunStore {
+    return this.runStore;
   }
 
   /** Opens (creating if needed) the store at `path` and brings its schema up to date. */

@@ -1,0 +1,494 @@
+/**
+ * One run of a workflow, as a child actor of the root (`systemId: run:<id>`).
+ *
+ * queued ──admit──▶ running ──(run step ok)──▶ running … ──▶ succeeded
+ *   ▲                 │ │ └─(gate / input step)─▶ waiting ──decided/answered──▶ queued
+ *   │                 │ └─(step failed / timed out)─▶ failed
+ *   └─cancel─▶ cancelled ◀─ cancelling ◀─cancel─┘      waiting ──cancel / deny──▶ cancelled / failed
+ *
+ * The machine decides; it does no I/O. A `run` step executes in a spawned callback actor (`step`,
+ * provided by the wiring) that reports output and its outcome; every transition is a
+ * `checkpoint` (provided: one store transaction of the run's new state and its event); the
+ * root is told of every state change (`run.state`) so it can count slots and answer status.
+ * Runs need a slot from the root to execute steps (`run.admit`): waiting runs hold none.
+ */
+import { assign, enqueueActions, fromCallback, sendParent, sendTo, setup } from 'xstate';
+import type { RunState } from '../src/protocol/control.js';
+
+/** The part of a workflow step the machine decides on (a workflow `Step` satisfies it). */
+export interface PlannedStep {
+  readonly id: string;
+  readonly kind: 'run' | 'gate' | 'input';
+  readonly retryOnRestart?: boolean;
+}
+
+/** The part of a workflow the machine needs; the shared, frozen definition satisfies it. */
+export interface RunPlan {
+  readonly id: string;
+  readonly steps: readonly PlannedStep[];
+}
+
+export type StepOutcome =
+  | { kind: 'exited'; exitCode: number }
+  | { kind: 'signalled'; signal: string }
+  | { kind: 'timed_out'; timeoutMs: number }
+  | { kind: 'cancelled'; reason: string }
+  | { kind: 'spawn_failed'; message: string };
+
+export interface OutputChunk {
+  readonly stream: 'stdout' | 'stderr';
+  readonly text: string;
+  readonly truncated?: true;
+}
+
+/** Where a (restored) run starts. */
+export type RunResume = 'queued' | 'waiting';
+
+export interface RunInput {
+  readonly runId: string;
+  readonly plan: RunPlan;
+  readonly stepIndex: number;
+  readonly attempt: number;
+  readonly resume: RunResume;
+}
+
+export interface RunContext {
+  readonly runId: string;
+  readonly plan: RunPlan;
+  stepIndex: number;
+  /** Attempt of the current step (a `retry_on_restart` step re-runs with attempt + 1). */
+  attempt: number;
+  reason: string | null;
+  /** Where the run started (new and restored queued runs: queued; restored paused runs: waiting). */
+  readonly resume: RunResume;
+}
+
+/** One durable transition: the run's new state and the event that records it. */
+export interface Checkpoint {
+  readonly event: { readonly type: string; readonly data: Record<string, unknown> };
+  readonly run?: {
+    readonly state?: RunState;
+    readonly reason?: string | null;
+    readonly stepIndex?: number;
+    readonly attempt?: number;
+    /** The waiting step (its kind and prompt come from the definition), or null when not waiting. */
+    readonly waitingAt?: number | null;
+    /** Answers of an input step, to store under its step id. */
+    readonly answers?: { readonly stepId: string; readonly values: Record<string, unknown> };
+    readonly finished?: boolean;
+  };
+  readonly step?: {
+    readonly idx: number;
+    readonly state: 'running' | 'waiting' | 'succeeded' | 'failed' | 'cancelled';
+    readonly attempt?: number;
+    readonly exitCode?: number | null;
+    readonly reason?: string | null;
+    readonly started?: boolean;
+    readonly finished?: boolean;
+  };
+}
+
+export type RunEvent =
+  | { type: 'run.admit' }
+  | { type: 'run.cancel'; reason: string; by?: string }
+  | { type: 'gate.decide'; decision: 'approve' | 'deny'; by?: string; comment?: string }
+  | { type: 'input.submit'; answers: Record<string, unknown>; by?: string }
+  | { type: 'step.output'; chunk: OutputChunk }
+  | { type: 'step.exited'; outcome: StepOutcome };
+
+/** What the root hears from a run. */
+export type RunReport = {
+  type: 'run.state';
+  runId: string;
+  state: RunState;
+  /** The step the run waits at, when waiting. */
+  waitingFor: { kind: 'gate' | 'input'; stepId: string } | null;
+};
+
+export interface StepRunnerInput {
+  readonly runId: string;
+  readonly stepIndex: number;
+  readonly attempt: number;
+}
+
+export type StepRunnerEvent = { type: 'step.cancel'; reason: string };
+
+const currentStep = (context: RunContext): PlannedStep | undefined => context.plan.steps[context.stepIndex];
+
+function describeFailure(outcome: StepOutcome): string {
+  switch (outcome.kind) {
+    case 'exited':
+      return `step_failed: exit code ${outcome.exitCode}`;
+    case 'signalled':
+      return `step_failed: killed by ${outcome.signal}`;
+    case 'timed_out':
+      return `timeout: the step ran longer than ${outcome.timeoutMs} ms`;
+    case 'spawn_failed':
+      return `step_failed: ${outcome.message}`;
+    case 'cancelled':
+      return `cancelled: ${outcome.reason}`;
+  }
+}
+
+function cancelledWhileRunning({ context }: { context: RunContext }): Checkpoint {
+  return {
+    event: { type: 'run.cancelled', data: { reason: context.reason, step_id: currentStep(context)?.id, while: 'running' } },
+    run: { state: 'cancelled', reason: context.reason, finished: true },
+    step: { idx: context.stepIndex, state: 'cancelled', finished: true, reason: context.reason },
+  };
+}
+
+export const runMachine = setup({
+  types: {
+    context: {} as RunContext,
+    events: {} as RunEvent,
+    input: {} as RunInput,
+  },
+  actors: {
+    // Provided by the wiring: runs the step's process, sends step.output / step.exited.
+    stepRunner: fromCallback<StepRunnerEvent, StepRunnerInput>(() => undefined),
+  },
+  actions: {
+    /** Persists one transition (run row + step row + journal event, atomically); provided. */
+    checkpoint: (_args, _params: Checkpoint) => undefined,
+    /** Persists a chunk of step output as a `step.output` event; provided. */
+    recordOutput: (_args, _params: { stepId: string; chunk: OutputChunk }) => undefined,
+    report: sendParent(
+      ({ context }, params: { state: RunState; waiting?: boolean }): RunReport => {
+        const step = currentStep(context);
+        return {
+          type: 'run.state',
+          runId: context.runId,
+          state: params.state,
+          waitingFor:
+            params.waiting && step !== undefined && step.kind !== 'run' ? { kind: step.kind, stepId: step.id } : null,
+        };
+      },
+    ),
+    startStep: enqueueActions(({ enqueue, context }) => {
+      enqueue.spawnChild('stepRunner', {
+        id: 'step',
+        input: { runId: context.runId, stepIndex: context.stepIndex, attempt: context.attempt },
+      });
+    }),
+    stopStep: enqueueActions(({ enqueue, self }) => {
+      if (self.getSnapshot().children.step !== undefined) enqueue.stopChild('step');
+    }),
+    cancelStep: sendTo('step', ({ event }): StepRunnerEvent => ({
+      type: 'step.cancel',
+      reason: event.type === 'run.cancel' ? event.reason : 'cancelled',
+    })),
+    advance: assign({ stepIndex: ({ context }) => context.stepIndex + 1, attempt: 1 }),
+    setReason: assign({ reason: (_args, params: { reason: string }) => params.reason }),
+  },
+  guards: {
+    allStepsDone: ({ context }) => context.stepIndex >= context.plan.steps.length,
+    nextIsRun: ({ context }) => currentStep(context)?.kind === 'run',
+    nextIsGate: ({ context }) => currentStep(context)?.kind === 'gate',
+    resumeWaiting: ({ context }) => context.resume === 'waiting',
+    stepSucceeded: ({ event }) =>
+      event.type === 'step.exited' && event.outcome.kind === 'exited' && event.outcome.exitCode === 0,
+    approved: ({ event }) => event.type === 'gate.decide' && event.decision === 'approve',
+  },
+  delays: {
+    /** A step process must be gone this long after a cancel; it kills with SIGKILL well before. */
+    cancelWatchdog: 60_000,
+  },
+}).createMachine({
+  id: 'run',
+  description: 'One workflow run: its steps, its checkpoints, and its pauses at gates and inputs.',
+  context: ({ input }) => ({
+    runId: input.runId,
+    plan: input.plan,
+    stepIndex: input.stepIndex,
+    attempt: input.attempt,
+    reason: null,
+    resume: input.resume,
+  }),
+  initial: 'restoring',
+  states: {
+    restoring: {
+      description: 'Picks the state a new or recovered run starts in.',
+      always: [
+        { guard: 'resumeWaiting', target: 'waiting' },
+        { target: 'queued' },
+      ],
+    },
+    queued: {
+      description: 'Waiting for one of the root’s execution slots (--max-runs).',
+      entry: { type: 'report', params: { state: 'queued' } },
+      on: {
+        'run.admit': { target: 'running' },
+        'run.cancel': {
+          target: 'cancelled',
+          actions: [
+            { type: 'setReason', params: ({ event }) => ({ reason: event.reason }) },
+            {
+              type: 'checkpoint',
+              params: ({ event }) => ({
+                event: { type: 'run.cancelled', data: { reason: event.reason, by: event.by ?? null, while: 'queued' } },
+                run: { state: 'cancelled', reason: `cancelled: ${event.reason}`, finished: true, waitingAt: null },
+              }),
+            },
+          ],
+        },
+      },
+    },
+    running: {
+      description: 'Holding a slot: executing run steps until a pause, the end, or a failure.',
+      entry: { type: 'report', params: { state: 'running' } },
+      initial: 'choosing',
+      states: {
+        choosing: {
+          always: [
+            {
+              guard: 'allStepsDone',
+              target: '#run.succeeded',
+              actions: {
+                type: 'checkpoint',
+                params: ({ context }) => ({
+                  event: { type: 'run.succeeded', data: { steps: context.plan.steps.length } },
+                  run: { state: 'succeeded', reason: null, finished: true, waitingAt: null },
+                }),
+              },
+            },
+            { guard: 'nextIsRun', target: 'executing' },
+            {
+              target: '#run.waiting',
+              actions: {
+                type: 'checkpoint',
+                params: ({ context }) => ({
+                  event: {
+                    type: 'run.waiting',
+                    data: { step_id: currentStep(context)?.id, kind: currentStep(context)?.kind },
+                  },
+                  run: { state: 'waiting', stepIndex: context.stepIndex, waitingAt: context.stepIndex },
+                  step: { idx: context.stepIndex, state: 'waiting', started: true },
+                }),
+              },
+            },
+          ],
+        },
+        executing: {
+          description: 'A run step’s process is running in its own process group.',
+          entry: [
+            {
+              type: 'checkpoint',
+              params: ({ context }) => ({
+                event: {
+                  type: 'step.started',
+                  data: { step_id: currentStep(context)?.id, index: context.stepIndex, attempt: context.attempt },
+                },
+                run: { state: 'running', stepIndex: context.stepIndex, attempt: context.attempt, waitingAt: null },
+                step: { idx: context.stepIndex, state: 'running', attempt: context.attempt, started: true },
+              }),
+            },
+            'startStep',
+          ],
+          on: {
+            'step.output': {
+              actions: {
+                type: 'recordOutput',
+                params: ({ context, event }) => ({ stepId: currentStep(context)?.id ?? '', chunk: event.chunk }),
+              },
+            },
+            'step.exited': [
+              {
+                guard: 'stepSucceeded',
+                target: 'choosing',
+                actions: [
+                  'stopStep',
+                  {
+                    type: 'checkpoint',
+                    params: ({ context }) => ({
+                      event: {
+                        type: 'step.finished',
+                        data: { step_id: currentStep(context)?.id, exit_code: 0, outcome: 'succeeded' },
+                      },
+                      run: { stepIndex: context.stepIndex + 1 },
+                      step: { idx: context.stepIndex, state: 'succeeded', exitCode: 0, finished: true },
+                    }),
+                  },
+                  'advance',
+                ],
+              },
+              {
+                target: '#run.failed',
+                actions: [
+                  'stopStep',
+                  {
+                    type: 'setReason',
+                    params: ({ event }) => ({ reason: describeFailure(event.outcome) }),
+                  },
+                  {
+                    type: 'checkpoint',
+                    params: ({ context, event }) => ({
+                      event: {
+                        type: 'step.finished',
+                        data: {
+                          step_id: currentStep(context)?.id,
+                          exit_code: event.outcome.kind === 'exited' ? event.outcome.exitCode : null,
+                          outcome: event.outcome.kind,
+                        },
+                      },
+                      step: {
+                        idx: context.stepIndex,
+                        state: 'failed',
+                        exitCode: event.outcome.kind === 'exited' ? event.outcome.exitCode : null,
+                        reason: context.reason,
+                        finished: true,
+                      },
+                    }),
+                  },
+                  {
+                    type: 'checkpoint',
+                    params: ({ context }) => ({
+                      event: { type: 'run.failed', data: { reason: context.reason, step_id: currentStep(context)?.id } },
+                      run: { state: 'failed', reason: context.reason, finished: true },
+                    }),
+                  },
+                ],
+              },
+            ],
+            'run.cancel': {
+              target: '#run.cancelling',
+              actions: [
+                { type: 'setReason', params: ({ event }) => ({ reason: `cancelled: ${event.reason}` }) },
+                'cancelStep',
+              ],
+            },
+          },
+        },
+      },
+    },
+    waiting: {
+      description: 'Paused at a gate or an input step; holds no slot.',
+      entry: { type: 'report', params: { state: 'waiting', waiting: true } },
+      on: {
+        'gate.decide': [
+          {
+            guard: 'approved',
+            target: 'queued',
+            actions: [
+              {
+                type: 'checkpoint',
+                params: ({ context, event }) => ({
+                  event: {
+                    type: 'gate.decided',
+                    data: {
+                      step_id: currentStep(context)?.id,
+                      decision: event.decision,
+                      by: event.by ?? null,
+                      comment: event.comment ?? null,
+                    },
+                  },
+                  run: { state: 'queued', stepIndex: context.stepIndex + 1, waitingAt: null },
+                  step: { idx: context.stepIndex, state: 'succeeded', finished: true, reason: 'approved' },
+                }),
+              },
+              'advance',
+            ],
+          },
+          {
+            target: 'failed',
+            actions: [
+              { type: 'setReason', params: { reason: 'gate_denied' } },
+              {
+                type: 'checkpoint',
+                params: ({ context, event }) => ({
+                  event: {
+                    type: 'gate.decided',
+                    data: {
+                      step_id: currentStep(context)?.id,
+                      decision: event.decision,
+                      by: event.by ?? null,
+                      comment: event.comment ?? null,
+                    },
+                  },
+                  step: { idx: context.stepIndex, state: 'failed', finished: true, reason: 'denied' },
+                }),
+              },
+              {
+                type: 'checkpoint',
+                params: ({ context }) => ({
+                  event: { type: 'run.failed', data: { reason: 'gate_denied', step_id: currentStep(context)?.id } },
+                  run: { state: 'failed', reason: 'gate_denied', finished: true, waitingAt: null },
+                }),
+              },
+            ],
+          },
+        ],
+        'input.submit': {
+          target: 'queued',
+          actions: [
+            {
+              type: 'checkpoint',
+              params: ({ context, event }) => ({
+                event: {
+                  type: 'input.submitted',
+                  data: { step_id: currentStep(context)?.id, answers: event.answers, by: event.by ?? null },
+                },
+                run: {
+                  state: 'queued',
+                  stepIndex: context.stepIndex + 1,
+                  waitingAt: null,
+                  answers: { stepId: currentStep(context)?.id ?? '', values: event.answers },
+                },
+                step: { idx: context.stepIndex, state: 'succeeded', finished: true },
+              }),
+            },
+            'advance',
+          ],
+        },
+        'run.cancel': {
+          target: 'cancelled',
+          actions: [
+            { type: 'setReason', params: ({ event }) => ({ reason: `cancelled: ${event.reason}` }) },
+            {
+              type: 'checkpoint',
+              params: ({ context, event }) => ({
+                event: { type: 'run.cancelled', data: { reason: event.reason, by: event.by ?? null, while: 'waiting' } },
+                run: { state: 'cancelled', reason: `cancelled: ${event.reason}`, finished: true, waitingAt: null },
+                step: { idx: context.stepIndex, state: 'cancelled', finished: true },
+              }),
+            },
+          ],
+        },
+      },
+    },
+    cancelling: {
+      description: 'The step’s process group got SIGTERM (SIGKILL after the grace period); waiting for it to go.',
+      entry: { type: 'report', params: { state: 'cancelling' } },
+      on: {
+        'step.output': {
+          actions: {
+            type: 'recordOutput',
+            params: ({ context, event }) => ({ stepId: currentStep(context)?.id ?? '', chunk: event.chunk }),
+          },
+        },
+        'step.exited': {
+          target: 'cancelled',
+          actions: ['stopStep', { type: 'checkpoint', params: cancelledWhileRunning }],
+        },
+      },
+      after: {
+        cancelWatchdog: {
+          target: 'cancelled',
+          actions: ['stopStep', { type: 'checkpoint', params: cancelledWhileRunning }],
+        },
+      },
+    },
+    succeeded: {
+      type: 'final',
+      entry: { type: 'report', params: { state: 'succeeded' } },
+    },
+    failed: {
+      type: 'final',
+      entry: { type: 'report', params: { state: 'failed' } },
+    },
+    cancelled: {
+      type: 'final',
+      entry: { type: 'report', params: { state: 'cancelled' } },
+    },
+  },
+});

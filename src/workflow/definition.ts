@@ -1,0 +1,80 @@
+/**
+ * A loaded, validated workflow: `workflows/<id>/manifest.yml` plus `workflows/<id>/plan.yml`.
+ * Every object here is deeply frozen: one definition is shared by all the runs that use it.
+ * See docs/workflows.md for the YAML format these types are read from.
+ */
+
+/** The type of a workflow input or of an input-step field. */
+export type ValueType = 'string' | 'boolean' | 'integer' | 'number' | 'enum';
+
+export const VALUE_TYPES: readonly ValueType[] = Object.freeze([
+  'string',
+  'boolean',
+  'integer',
+  'number',
+  'enum',
+] as const);
+
+/** A typed value: a workflow input or a field of an input step. */
+export interface FieldSpec {
+  readonly type: ValueType;
+  readonly required: boolean;
+  /** Used when the value is absent; matches `type` (one of `values` for `enum`); never with `required`. */
+  readonly default?: string | number | boolean;
+  readonly description: string | null;
+  /** The allowed values of an `enum`; null for every other type. */
+  readonly values: readonly string[] | null;
+}
+
+/** A shell command, run with `sh -c` in the project root. */
+export interface RunStep {
+  readonly kind: 'run';
+  readonly id: string;
+  readonly command: string;
+  /** null: no time limit. */
+  readonly timeoutMs: number | null;
+  /** Extra environment variables for the command. */
+  readonly env: Readonly<Record<string, string>>;
+  /** 'python': the step needs the project runtime `.charter/.venv`. */
+  readonly runtime: 'python' | null;
+  /** Run the step again when the daemon restarted while it was running (instead of failing the run). */
+  readonly retryOnRestart: boolean;
+}
+
+/** A checkpoint: the run waits until someone approves (continue) or denies (the run fails). */
+export interface GateStep {
+  readonly kind: 'gate';
+  readonly id: string;
+  readonly prompt: string;
+}
+
+/** A checkpoint that waits for typed answers; later run steps see them as environment variables. */
+export interface InputStep {
+  readonly kind: 'input';
+  readonly id: string;
+  readonly prompt: string;
+  readonly fields: Readonly<Record<string, FieldSpec>>;
+}
+
+export type Step = RunStep | GateStep | InputStep;
+export type StepKind = Step['kind'];
+
+export interface Workflow {
+  readonly id: string;
+  readonly name: string;
+  readonly description: string | null;
+  readonly inputs: Readonly<Record<string, FieldSpec>>;
+  /** At least one; ids unique. */
+  readonly steps: readonly Step[];
+  /** Absolute path of `workflows/<id>/`. */
+  readonly dir: string;
+}
+
+/** Freezes an object graph of plain objects and arrays in place and returns it. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,187 @@
+import { describe, expect, it } from 'vitest';
+import { createActor, fromCallback, SimulatedClock } from 'xstate';
+import {
+  type Checkpoint,
+  type RunPlan,
+  type RunReport,
+  type RunResume,
+  runMachine,
+  type StepRunnerEvent,
+  type StepRunnerInput,
+} from '../../machines/run.machine.js';
+
+const plan: RunPlan = {
+  id: 'greet',
+  steps: [
+    { id: 'build', kind: 'run' },
+    { id: 'approve', kind: 'gate' },
+    { id: 'details', kind: 'input' },
+    { id: 'publish', kind: 'run' },
+  ],
+};
+
+function harness(options: { stepIndex?: number; resume?: RunResume; attempt?: number; p?: RunPlan } = {}) {
+  const checkpoints: Checkpoint[] = [];
+  const reports: RunReport['state'][] = [];
+  const started: StepRunnerInput[] = [];
+  const cancels: StepRunnerEvent[] = [];
+  const stopped: number[] = [];
+  const outputs: string[] = [];
+  const clock = new SimulatedClock();
+  const machine = runMachine.provide({
+    actors: {
+      stepRunner: fromCallback<StepRunnerEvent, StepRunnerInput>(({ input, receive }) => {
+        started.push(input);
+        receive((event) => cancels.push(event));
+        return () => stopped.push(input.stepIndex);
+      }),
+    },
+    actions: {
+      checkpoint: (_args, params) => checkpoints.push(params),
+      recordOutput: (_args, params) => outputs.push(`${params.stepId}:${params.chunk.text}`),
+      report: (_args, params) => reports.push(params.state),
+    },
+  });
+  const actor = createActor(machine, {
+    clock,
+    input: {
+      runId: 'r01',
+      plan: options.p ?? plan,
+      stepIndex: options.stepIndex ?? 0,
+      attempt: options.attempt ?? 1,
+      resume: options.resume ?? 'queued',
+    },
+  }).start();
+  const events = () => checkpoints.map((c) => c.event.type);
+  return { actor, clock, checkpoints, reports, started, cancels, stopped, outputs, events };
+}
+
+const exited = (exitCode: number) => ({ type: 'step.exited' as const, outcome: { kind: 'exited' as const, exitCode } });
+
+describe('run machine', () => {
+  it('runs a command, pauses at a gate and an input, and succeeds', () => {
+    const h = harness();
+    expect(h.actor.getSnapshot().value).toBe('queued');
+    h.actor.send({ type: 'run.admit' });
+    expect(h.actor.getSnapshot().matches({ running: 'executing' })).toBe(true);
+    expect(h.started).toEqual([{ runId: 'r01', stepIndex: 0, attempt: 1 }]);
+    h.actor.send({ type: 'step.output', chunk: { stream: 'stdout', text: 'hi\n' } });
+    h.actor.send(exited(0));
+    expect(h.stopped).toEqual([0]);
+    expect(h.actor.getSnapshot().value).toBe('waiting');
+    expect(h.actor.getSnapshot().context.stepIndex).toBe(1);
+
+    h.actor.send({ type: 'gate.decide', decision: 'approve', by: 'ana' });
+    expect(h.actor.getSnapshot().value).toBe('queued');
+    h.actor.send({ type: 'run.admit' });
+    expect(h.actor.getSnapshot().value).toBe('waiting'); // the input step
+    h.actor.send({ type: 'input.submit', answers: { count: 2 } });
+    h.actor.send({ type: 'run.admit' });
+    expect(h.started.at(-1)).toEqual({ runId: 'r01', stepIndex: 3, attempt: 1 });
+    h.actor.send(exited(0));
+    expect(h.actor.getSnapshot().value).toBe('succeeded');
+    expect(h.actor.getSnapshot().status).toBe('done');
+
+    expect(h.outputs).toEqual(['build:hi\n']);
+    expect(h.events()).toEqual([
+      'step.started',
+      'step.finished',
+      'run.waiting',
+      'gate.decided',
+      'run.waiting',
+      'input.submitted',
+      'step.started',
+      'step.finished',
+      'run.succeeded',
+    ]);
+    expect(h.reports).toEqual(['queued', 'running', 'waiting', 'queued', 'running', 'waiting', 'queued', 'running', 'succeeded']);
+    const submitted = h.checkpoints.find((c) => c.event.type === 'input.submitted');
+    expect(submitted?.run?.answers).toEqual({ stepId: 'details', values: { count: 2 } });
+  });
+
+  it('fails on a non-zero exit, with the exit code in the reason', () => {
+    const h = harness();
+    h.actor.send({ type: 'run.admit' });
+    h.actor.send(exited(3));
+    expect(h.actor.getSnapshot().value).toBe('failed');
+    expect(h.actor.getSnapshot().context.reason).toBe('step_failed: exit code 3');
+    expect(h.checkpoints.at(-1)?.run).toMatchObject({ state: 'failed', finished: true });
+    expect(h.checkpoints.at(-2)?.step).toMatchObject({ idx: 0, state: 'failed', exitCode: 3 });
+  });
+
+  it('fails on a timeout with reason timeout', () => {
+    const h = harness();
+    h.actor.send({ type: 'run.admit' });
+    h.actor.send({ type: 'step.exited', outcome: { kind: 'timed_out', timeoutMs: 1000 } });
+    expect(h.actor.getSnapshot().value).toBe('failed');
+    expect(h.actor.getSnapshot().context.reason).toMatch(/^timeout/);
+  });
+
+  it('a denied gate fails the run with gate_denied', () => {
+    const h = harness({ stepIndex: 1, resume: 'waiting' });
+    expect(h.actor.getSnapshot().value).toBe('waiting');
+    h.actor.send({ type: 'gate.decide', decision: 'deny', comment: 'no' });
+    expect(h.actor.getSnapshot().value).toBe('failed');
+    expect(h.actor.getSnapshot().context.reason).toBe('gate_denied');
+    expect(h.events()).toEqual(['gate.decided', 'run.failed']);
+  });
+
+  it('cancel while queued, while waiting, and while running (waits for the process)', () => {
+    const queued = harness();
+    queued.actor.send({ type: 'run.cancel', reason: 'user' });
+    expect(queued.actor.getSnapshot().value).toBe('cancelled');
+
+    const waiting = harness({ stepIndex: 1, resume: 'waiting' });
+    waiting.actor.send({ type: 'run.cancel', reason: 'user' });
+    expect(waiting.actor.getSnapshot().value).toBe('cancelled');
+
+    const running = harness();
+    running.actor.send({ type: 'run.admit' });
+    running.actor.send({ type: 'run.cancel', reason: 'user' });
+    expect(running.actor.getSnapshot().value).toBe('cancelling');
+    expect(running.cancels).toEqual([{ type: 'step.cancel', reason: 'user' }]);
+    running.actor.send({ type: 'step.exited', outcome: { kind: 'cancelled', reason: 'user' } });
+    expect(running.actor.getSnapshot().value).toBe('cancelled');
+    expect(running.stopped).toEqual([0]);
+    expect(running.reports).toEqual(['queued', 'running', 'cancelling', 'cancelled']);
+  });
+
+  it('a step that never reports after a cancel is given up on by the watchdog (simulated clock)', () => {
+    const h = harness();
+    h.actor.send({ type: 'run.admit' });
+    h.actor.send({ type: 'run.cancel', reason: 'user' });
+    h.clock.increment(59_999);
+    expect(h.actor.getSnapshot().value).toBe('cancelling');
+    h.clock.increment(1);
+    expect(h.actor.getSnapshot().value).toBe('cancelled');
+  });
+
+  it('ignores decisions and answers when not waiting, and admits only when queued', () => {
+    const h = harness();
+    h.actor.send({ type: 'gate.decide', decision: 'approve' });
+    h.actor.send({ type: 'input.submit', answers: {} });
+    expect(h.actor.getSnapshot().value).toBe('queued');
+    h.actor.send({ type: 'run.admit' });
+    h.actor.send({ type: 'run.admit' });
+    expect(h.started).toHaveLength(1);
+  });
+
+  it('a restored run resumes waiting at its step, or queued to re-run it', () => {
+    const waiting = harness({ stepIndex: 2, resume: 'waiting' });
+    expect(waiting.actor.getSnapshot().value).toBe('waiting');
+    expect(waiting.reports).toEqual(['waiting']);
+    expect(waiting.checkpoints).toEqual([]); // nothing new to record
+    const retry = harness({ stepIndex: 3, resume: 'queued', attempt: 2 });
+    retry.actor.send({ type: 'run.admit' });
+    expect(retry.started).toEqual([{ runId: 'r01', stepIndex: 3, attempt: 2 }]);
+  });
+
+  it('a workflow of gates only never starts a process', () => {
+    const h = harness({ p: { id: 'g', steps: [{ id: 'a', kind: 'gate' }] } });
+    h.actor.send({ type: 'run.admit' });
+    h.actor.send({ type: 'gate.decide', decision: 'approve' });
+    h.actor.send({ type: 'run.admit' });
+    expect(h.actor.getSnapshot().value).toBe('succeeded');
+    expect(h.started).toEqual([]);
+  });
+});
