@@ -1,7 +1,7 @@
 import * as Flags from '@oclif/core/flags';
 import { DaemonCommand } from '../src/cli/base-command.js';
 import { fetchStatus, targetProject } from '../src/cli/daemon-client.js';
-import { CharterError } from '../src/errors/charter-error.js';
+import { CharterError, hasCode } from '../src/errors/charter-error.js';
 import { LOG_LEVELS } from '../src/logging/levels.js';
 import { GatewayUrlSchema } from '../src/project/gateway-url.js';
 
@@ -72,7 +72,7 @@ Without a gateway the daemon runs fully, "offline": events are kept in the local
       });
       return this.report(running, true);
     } catch (error) {
-      if (!(error instanceof CharterError) || error.code !== 'DAEMON_NOT_RUNNING') throw error;
+      if (!hasCode(error, 'DAEMON_NOT_RUNNING')) throw error;
     }
 
     const options = {

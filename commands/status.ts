@@ -1,6 +1,6 @@
 import { DaemonCommand, formatDuration } from '../src/cli/base-command.js';
 import { fetchStatus, targetProject } from '../src/cli/daemon-client.js';
-import { CharterError } from '../src/errors/charter-error.js';
+import { hasCode } from '../src/errors/charter-error.js';
 import type { StatusResult } from '../src/protocol/control.js';
 
 export type StatusJson =
@@ -25,7 +25,7 @@ Exits 3 (LSB "not running") when no daemon runs for the project.`;
     try {
       status = await fetchStatus(target, this.warnUser);
     } catch (error) {
-      if (!(error instanceof CharterError) || error.code !== 'DAEMON_NOT_RUNNING') throw error;
+      if (!hasCode(error, 'DAEMON_NOT_RUNNING')) throw error;
       process.exitCode = 3;
       if (this.jsonEnabled())
         return { running: false, project_root: target.projectRoot, reason: error.message };

@@ -7,15 +7,16 @@
  * provide fakes. Work that must reach a safe point before the daemon stops (runs, later) reports
  * `work.started` / `work.settled`; draining waits for it, bounded by the `drainTimeout` delay.
  */
-import { assign, fromCallback, fromPromise, sendTo, setup } from 'xstate';
-import type { ControlReply } from '../src/control/server.js';
+import { assign, enqueueActions, fromCallback, fromPromise, sendTo, setup } from 'xstate';
 import type {
+  ControlReply,
   GatewayLinkStatus,
   RunCounts,
   RunState,
   StatusResult,
   StopParams,
 } from '../src/protocol/control.js';
+import { type RunEvent, type RunPlan, type RunReport, type RunResume, runMachine } from './run.machine.js';
 
 /** Facts about this daemon process, fixed at start. */
 export interface DaemonFacts {
@@ -36,12 +37,35 @@ export interface DaemonInput {
   readonly facts: DaemonFacts;
   /** Default bound on draining; a `stop` request may set its own. */
   readonly drainTimeoutMs: number;
+  /** Runs executing steps at once (waiting runs hold no slot). */
+  readonly maxRuns: number;
+  /** Runs waiting for a slot at most; past it submissions are refused. */
+  readonly maxQueuedRuns: number;
+}
+
+/** A run found unfinished in the store at start-up, to be given its actor again. */
+export interface RestoredRun {
+  readonly runId: string;
+  readonly plan: RunPlan;
+  readonly stepIndex: number;
+  readonly attempt: number;
+  readonly resume: RunResume;
+}
+
+export type FinishedCounts = Pick<RunCounts, 'succeeded' | 'failed' | 'cancelled'>;
+
+/** What the root knows of a live run: enough to count slots and check commands. */
+export interface RunEntry {
+  state: RunState;
+  waitingFor: RunReport['waitingFor'];
 }
 
 export type PreviousShutdown = 'first-start' | 'clean' | 'unclean';
 
 export interface RecoveryReport {
   readonly previousShutdown: PreviousShutdown;
+  readonly runs: readonly RestoredRun[];
+  readonly finished: FinishedCounts;
 }
 
 export interface DaemonContext {
@@ -49,8 +73,15 @@ export interface DaemonContext {
   drainTimeoutMs: number;
   /** Ids of children that must reach a safe point before the daemon may stop. */
   activeWork: string[];
-  /** Latest known state of every run actor, by run id (filled by run actors). */
-  runStates: Record<string, RunState>;
+  readonly maxRuns: number;
+  readonly maxQueuedRuns: number;
+  /** Every live run actor, by run id, as last reported by the run. */
+  runs: Record<string, RunEntry>;
+  /** Run ids waiting for a slot, first come first served. */
+  queue: string[];
+  /** Runs restored at start-up, spawned when the daemon starts serving. */
+  restoring: readonly RestoredRun[];
+  finished: FinishedCounts;
   previousShutdown: PreviousShutdown | null;
   stopReason: string | null;
   drainTimedOut: boolean;
@@ -62,8 +93,30 @@ export type ControlRequestEvent =
   | { type: 'control.request'; key: string; method: 'status'; params: Record<string, never> }
   | { type: 'control.request'; key: string; method: 'stop'; params: StopParams };
 
+/** A validated submission (the intake checked the workflow and coerced the inputs). */
+export type RunSubmitEvent = {
+  type: 'run.submit';
+  key: string;
+  runId: string;
+  plan: RunPlan;
+  inputs: Record<string, unknown>;
+};
+
+/** A validated command for a live run: a gate decision, answers, or a cancel. */
+export type RunCommandEvent = {
+  type: 'run.command';
+  key: string;
+  runId: string;
+  /** The step the caller means, when it named one. */
+  stepId: string | null;
+  command: Extract<RunEvent, { type: 'gate.decide' | 'input.submit' | 'run.cancel' }>;
+};
+
 export type DaemonEvent =
   | ControlRequestEvent
+  | RunSubmitEvent
+  | RunCommandEvent
+  | RunReport
   | { type: 'control.listening' }
   | { type: 'control.failed'; message: string }
   | { type: 'daemon.stop'; reason: string; timeoutMs?: number }
@@ -107,8 +160,8 @@ function gatewayStatus(facts: DaemonFacts): GatewayLinkStatus {
 
 /** The status the daemon reports; pure so that tests and the control plane agree. */
 export function statusOf(context: DaemonContext, state: 'booting' | 'serving' | 'draining'): StatusResult {
-  const runs = emptyRunCounts();
-  for (const runState of Object.values(context.runStates)) runs[runState] += 1;
+  const runs = { ...emptyRunCounts(), ...context.finished };
+  for (const run of Object.values(context.runs)) runs[run.state] += 1;
   const { facts } = context;
   return {
     pid: facts.pid,
@@ -126,6 +179,23 @@ export function statusOf(context: DaemonContext, state: 'booting' | 'serving' | 
   };
 }
 
+/** Runs in these states execute a step and hold one of the --max-runs slots. */
+function holdsSlot(state: RunState): boolean {
+  return state === 'running' || state === 'cancelling';
+}
+
+/** The state a run reaches once it has taken a command (sent back to the caller). */
+function stateAfter(command: RunCommandEvent['command'], current: RunState): RunState {
+  switch (command.type) {
+    case 'gate.decide':
+      return command.decision === 'approve' ? 'queued' : 'failed';
+    case 'input.submit':
+      return 'queued';
+    case 'run.cancel':
+      return holdsSlot(current) ? 'cancelling' : 'cancelled';
+  }
+}
+
 export const daemonMachine = setup({
   types: {
     context: {} as DaemonContext,
@@ -136,7 +206,13 @@ export const daemonMachine = setup({
   actors: {
     // Both are provided by the wiring (src/daemon/) or by tests.
     controlServer: fromCallback<ControlActorEvent, undefined>(() => undefined),
-    recoverState: fromPromise<RecoveryReport>(async () => ({ previousShutdown: 'first-start' })),
+    recoverState: fromPromise<RecoveryReport>(async () => ({
+      previousShutdown: 'first-start',
+      runs: [],
+      finished: { succeeded: 0, failed: 0, cancelled: 0 },
+    })),
+    // Provided with its real step runner and checkpoints by the wiring.
+    run: runMachine,
   },
   actions: {
     /** Appends a lifecycle entry to the durable journal; provided by the wiring. */
@@ -154,7 +230,13 @@ export const daemonMachine = setup({
       ({ context, event }, params: { alreadyStopping: boolean }): ControlActorEvent => ({
         type: 'control.reply',
         key: (event as ControlRequestEvent).key,
-        reply: { result: { pid: context.facts.pid, already_stopping: params.alreadyStopping } },
+        reply: {
+          result: {
+            pid: context.facts.pid,
+            already_stopping: params.alreadyStopping,
+            drain_timeout_ms: context.drainTimeoutMs,
+          },
+        },
       }),
     ),
     acceptStopRequest: assign(({ context, event }) => {
@@ -186,11 +268,110 @@ export const daemonMachine = setup({
       stopReason: 'failure',
     }),
     recordDrainTimeout: assign({ drainTimedOut: true }),
+    /** Records a new run (its row and `run.queued` event) before it is acknowledged; provided. */
+    persistRun: (_args, _params: { runId: string; workflowId: string; inputs: Record<string, unknown> }) =>
+      undefined,
+    replyError: sendTo(
+      'control',
+      ({ event }, params: { code: string; message: string }): ControlActorEvent => ({
+        type: 'control.reply',
+        key: (event as { key: string }).key,
+        reply: { error: { code: params.code, message: params.message } },
+      }),
+    ),
+    replyRunAck: sendTo(
+      'control',
+      ({ event }, params: { runId: string; state: RunState }): ControlActorEvent => ({
+        type: 'control.reply',
+        key: (event as { key: string }).key,
+        reply: { result: { run_id: params.runId, state: params.state } },
+      }),
+    ),
+    spawnRun: enqueueActions(({ enqueue }, params: RestoredRun) => {
+      enqueue.spawnChild('run', {
+        id: params.runId,
+        systemId: `run:${params.runId}`,
+        input: params,
+      });
+    }),
+    registerRun: assign({
+      runs: ({ context }, params: { runId: string; state: RunState }) => ({
+        ...context.runs,
+        [params.runId]: { state: params.state, waitingFor: null },
+      }),
+    }),
+    restoreRuns: enqueueActions(({ context, enqueue }) => {
+      for (const run of context.restoring) {
+        enqueue.assign({
+          runs: ({ context: current }) => ({
+            ...current.runs,
+            [run.runId]: { state: run.resume, waitingFor: null },
+          }),
+        });
+        enqueue.spawnChild('run', { id: run.runId, systemId: `run:${run.runId}`, input: run });
+      }
+      enqueue.assign({ restoring: [] });
+    }),
+    forwardCommand: sendTo(
+      ({ event }) => (event as RunCommandEvent).runId,
+      ({ event }) => (event as RunCommandEvent).command,
+    ),
+    /** Keeps the registry and the slot queue in step with what a run reports. */
+    trackRun: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'run.state' || context.runs[event.runId] === undefined) return;
+      const { runId, state } = event;
+      if (state === 'succeeded' || state === 'failed' || state === 'cancelled') {
+        const { [runId]: _gone, ...rest } = context.runs;
+        enqueue.assign({
+          runs: rest,
+          queue: context.queue.filter((id) => id !== runId),
+          finished: { ...context.finished, [state]: context.finished[state] + 1 },
+        });
+        enqueue.stopChild(runId);
+        return;
+      }
+      enqueue.assign({
+        runs: { ...context.runs, [runId]: { state, waitingFor: event.waitingFor } },
+        queue:
+          state === 'queued' && !context.queue.includes(runId) ? [...context.queue, runId] : context.queue,
+      });
+    }),
+    /** Hands free slots to queued runs, oldest first. */
+    admitRuns: enqueueActions(({ context, enqueue }) => {
+      const executing = Object.values(context.runs).filter((run) => holdsSlot(run.state)).length;
+      const admitted = context.queue.slice(0, Math.max(0, context.maxRuns - executing));
+      if (admitted.length === 0) return;
+      const runs = { ...context.runs };
+      for (const runId of admitted) {
+        const run = runs[runId];
+        if (run !== undefined) runs[runId] = { ...run, state: 'running' };
+        enqueue.sendTo(runId, { type: 'run.admit' });
+      }
+      enqueue.assign({ runs, queue: context.queue.slice(admitted.length) });
+    }),
   },
   guards: {
     isStatusRequest: ({ event }) => event.type === 'control.request' && event.method === 'status',
     isStopRequest: ({ event }) => event.type === 'control.request' && event.method === 'stop',
-    noActiveWork: ({ context }) => context.activeWork.length === 0,
+    noActiveWork: ({ context }) =>
+      context.activeWork.length === 0 && !Object.values(context.runs).some((run) => holdsSlot(run.state)),
+    queueFull: ({ context }) =>
+      Object.values(context.runs).filter((run) => run.state === 'queued').length >= context.maxQueuedRuns,
+    runGone: ({ context, event }) => event.type === 'run.command' && context.runs[event.runId] === undefined,
+    notWaitingForIt: ({ context, event }) => {
+      if (event.type !== 'run.command' || event.command.type === 'run.cancel') return false;
+      const waitingFor = context.runs[event.runId]?.waitingFor;
+      const kind = event.command.type === 'gate.decide' ? 'gate' : 'input';
+      return (
+        context.runs[event.runId]?.state !== 'waiting' ||
+        waitingFor?.kind !== kind ||
+        (event.stepId !== null && event.stepId !== waitingFor.stepId)
+      );
+    },
+    alreadyCancelling: ({ context, event }) =>
+      event.type === 'run.command' &&
+      event.command.type === 'run.cancel' &&
+      context.runs[event.runId]?.state === 'cancelling',
   },
   delays: {
     drainTimeout: ({ context }) => context.drainTimeoutMs,
@@ -202,7 +383,12 @@ export const daemonMachine = setup({
     facts: input.facts,
     drainTimeoutMs: input.drainTimeoutMs,
     activeWork: [],
-    runStates: {},
+    maxRuns: input.maxRuns,
+    maxQueuedRuns: input.maxQueuedRuns,
+    runs: {},
+    queue: [],
+    restoring: [],
+    finished: { succeeded: 0, failed: 0, cancelled: 0 },
     previousShutdown: null,
     stopReason: null,
     drainTimedOut: false,
@@ -212,6 +398,61 @@ export const daemonMachine = setup({
   on: {
     'work.started': { actions: 'trackWorkStarted' },
     'work.settled': { actions: 'trackWorkSettled' },
+    'run.state': { actions: 'trackRun' },
+    'run.command': [
+      {
+        guard: 'runGone',
+        actions: {
+          type: 'replyError',
+          params: ({ event }) => ({
+            code: 'RUN_FINISHED',
+            message: `run ${event.runId} has already finished`,
+          }),
+        },
+      },
+      {
+        guard: 'notWaitingForIt',
+        actions: {
+          type: 'replyError',
+          params: ({ context, event }) => {
+            const command = event;
+            const run = context.runs[command.runId];
+            const wanted = command.command.type === 'gate.decide' ? 'a gate decision' : 'answers';
+            const at = run?.waitingFor
+              ? ` (it waits at ${run.waitingFor.kind} step "${run.waitingFor.stepId}")`
+              : '';
+            return {
+              code: 'RUN_NOT_WAITING',
+              message: `run ${command.runId} is ${run?.state ?? 'unknown'} and not waiting for ${wanted}${
+                command.stepId === null ? '' : ` at step "${command.stepId}"`
+              }${at}`,
+            };
+          },
+        },
+      },
+      {
+        guard: 'alreadyCancelling',
+        actions: {
+          type: 'replyRunAck',
+          params: ({ event }) => ({ runId: event.runId, state: 'cancelling' }),
+        },
+      },
+      {
+        actions: [
+          {
+            type: 'replyRunAck',
+            params: ({ context, event }) => {
+              const command = event;
+              return {
+                runId: command.runId,
+                state: stateAfter(command.command, context.runs[command.runId]?.state ?? 'queued'),
+              };
+            },
+          },
+          'forwardCommand',
+        ],
+      },
+    ],
   },
   states: {
     booting: {
@@ -227,7 +468,11 @@ export const daemonMachine = setup({
             src: 'recoverState',
             onDone: {
               target: 'listening',
-              actions: assign({ previousShutdown: ({ event }) => event.output.previousShutdown }),
+              actions: assign({
+                previousShutdown: ({ event }) => event.output.previousShutdown,
+                restoring: ({ event }) => event.output.runs,
+                finished: ({ event }) => event.output.finished,
+              }),
             },
             onError: {
               target: '#daemon.stopped',
@@ -260,19 +505,60 @@ export const daemonMachine = setup({
     },
     serving: {
       description: 'Answering the control socket; accepting work.',
-      entry: {
-        type: 'journal',
-        params: ({ context }) => ({
-          type: 'daemon.started',
-          data: {
-            pid: context.facts.pid,
-            version: context.facts.version,
-            epoch: context.facts.epoch,
-            previous_shutdown: context.previousShutdown,
-          },
-        }),
-      },
+      entry: [
+        {
+          type: 'journal',
+          params: ({ context }) => ({
+            type: 'daemon.started',
+            data: {
+              pid: context.facts.pid,
+              version: context.facts.version,
+              epoch: context.facts.epoch,
+              previous_shutdown: context.previousShutdown,
+              restored_runs: context.restoring.length,
+            },
+          }),
+        },
+        'restoreRuns',
+      ],
       on: {
+        'run.state': { actions: ['trackRun', 'admitRuns'] },
+        'run.submit': [
+          {
+            guard: 'queueFull',
+            actions: {
+              type: 'replyError',
+              params: ({ context }) => ({
+                code: 'QUEUE_FULL',
+                message: `${context.maxQueuedRuns} runs are already waiting for a slot`,
+              }),
+            },
+          },
+          {
+            actions: [
+              {
+                type: 'persistRun',
+                params: ({ event }) => ({
+                  runId: event.runId,
+                  workflowId: event.plan.id,
+                  inputs: event.inputs,
+                }),
+              },
+              { type: 'registerRun', params: ({ event }) => ({ runId: event.runId, state: 'queued' }) },
+              {
+                type: 'spawnRun',
+                params: ({ event }) => ({
+                  runId: event.runId,
+                  plan: event.plan,
+                  stepIndex: 0,
+                  attempt: 1,
+                  resume: 'queued',
+                }),
+              },
+              { type: 'replyRunAck', params: ({ event }) => ({ runId: event.runId, state: 'queued' }) },
+            ],
+          },
+        ],
         'control.request': [
           { guard: 'isStatusRequest', actions: { type: 'replyStatus', params: { state: 'serving' } } },
           {
@@ -297,7 +583,11 @@ export const daemonMachine = setup({
         type: 'journal',
         params: ({ context }) => ({
           type: 'daemon.stopping',
-          data: { reason: context.stopReason, in_flight: context.activeWork.length },
+          data: {
+            reason: context.stopReason,
+            in_flight: context.activeWork.length,
+            executing_runs: Object.values(context.runs).filter((run) => holdsSlot(run.state)).length,
+          },
         }),
       },
       always: { guard: 'noActiveWork', target: 'stopped' },
@@ -305,6 +595,12 @@ export const daemonMachine = setup({
         drainTimeout: { target: 'stopped', actions: 'recordDrainTimeout' },
       },
       on: {
+        'run.submit': {
+          actions: {
+            type: 'replyError',
+            params: { code: 'DRAINING', message: 'the daemon is stopping and accepts no new runs' },
+          },
+        },
         'control.request': [
           { guard: 'isStatusRequest', actions: { type: 'replyStatus', params: { state: 'draining' } } },
           {
@@ -324,7 +620,12 @@ export const daemonMachine = setup({
           data: {
             reason: context.stopReason,
             drain_timed_out: context.drainTimedOut,
-            abandoned_work: context.activeWork,
+            abandoned_work: [
+              ...context.activeWork,
+              ...Object.entries(context.runs)
+                .filter(([, run]) => holdsSlot(run.state))
+                .map(([runId]) => `run:${runId}`),
+            ],
             failure: context.failure,
           },
         }),

@@ -132,7 +132,10 @@ function describeFailure(outcome: StepOutcome): string {
 
 function cancelledWhileRunning({ context }: { context: RunContext }): Checkpoint {
   return {
-    event: { type: 'run.cancelled', data: { reason: context.reason, step_id: currentStep(context)?.id, while: 'running' } },
+    event: {
+      type: 'run.cancelled',
+      data: { reason: context.reason, step_id: currentStep(context)?.id, while: 'running' },
+    },
     run: { state: 'cancelled', reason: context.reason, finished: true },
     step: { idx: context.stepIndex, state: 'cancelled', finished: true, reason: context.reason },
   };
@@ -153,18 +156,18 @@ export const runMachine = setup({
     checkpoint: (_args, _params: Checkpoint) => undefined,
     /** Persists a chunk of step output as a `step.output` event; provided. */
     recordOutput: (_args, _params: { stepId: string; chunk: OutputChunk }) => undefined,
-    report: sendParent(
-      ({ context }, params: { state: RunState; waiting?: boolean }): RunReport => {
-        const step = currentStep(context);
-        return {
-          type: 'run.state',
-          runId: context.runId,
-          state: params.state,
-          waitingFor:
-            params.waiting && step !== undefined && step.kind !== 'run' ? { kind: step.kind, stepId: step.id } : null,
-        };
-      },
-    ),
+    report: sendParent(({ context }, params: { state: RunState; waiting?: boolean }): RunReport => {
+      const step = currentStep(context);
+      return {
+        type: 'run.state',
+        runId: context.runId,
+        state: params.state,
+        waitingFor:
+          params.waiting && step !== undefined && step.kind !== 'run'
+            ? { kind: step.kind, stepId: step.id }
+            : null,
+      };
+    }),
     startStep: enqueueActions(({ enqueue, context }) => {
       enqueue.spawnChild('stepRunner', {
         id: 'step',
@@ -174,10 +177,13 @@ export const runMachine = setup({
     stopStep: enqueueActions(({ enqueue, self }) => {
       if (self.getSnapshot().children.step !== undefined) enqueue.stopChild('step');
     }),
-    cancelStep: sendTo('step', ({ event }): StepRunnerEvent => ({
-      type: 'step.cancel',
-      reason: event.type === 'run.cancel' ? event.reason : 'cancelled',
-    })),
+    cancelStep: sendTo(
+      'step',
+      ({ event }): StepRunnerEvent => ({
+        type: 'step.cancel',
+        reason: event.type === 'run.cancel' ? event.reason : 'cancelled',
+      }),
+    ),
     advance: assign({ stepIndex: ({ context }) => context.stepIndex + 1, attempt: 1 }),
     setReason: assign({ reason: (_args, params: { reason: string }) => params.reason }),
   },
@@ -209,10 +215,7 @@ export const runMachine = setup({
   states: {
     restoring: {
       description: 'Picks the state a new or recovered run starts in.',
-      always: [
-        { guard: 'resumeWaiting', target: 'waiting' },
-        { target: 'queued' },
-      ],
+      always: [{ guard: 'resumeWaiting', target: 'waiting' }, { target: 'queued' }],
     },
     queued: {
       description: 'Waiting for one of the root’s execution slots (--max-runs).',
@@ -226,8 +229,16 @@ export const runMachine = setup({
             {
               type: 'checkpoint',
               params: ({ event }) => ({
-                event: { type: 'run.cancelled', data: { reason: event.reason, by: event.by ?? null, while: 'queued' } },
-                run: { state: 'cancelled', reason: `cancelled: ${event.reason}`, finished: true, waitingAt: null },
+                event: {
+                  type: 'run.cancelled',
+                  data: { reason: event.reason, by: event.by ?? null, while: 'queued' },
+                },
+                run: {
+                  state: 'cancelled',
+                  reason: `cancelled: ${event.reason}`,
+                  finished: true,
+                  waitingAt: null,
+                },
               }),
             },
           ],
@@ -277,9 +288,18 @@ export const runMachine = setup({
               params: ({ context }) => ({
                 event: {
                   type: 'step.started',
-                  data: { step_id: currentStep(context)?.id, index: context.stepIndex, attempt: context.attempt },
+                  data: {
+                    step_id: currentStep(context)?.id,
+                    index: context.stepIndex,
+                    attempt: context.attempt,
+                  },
                 },
-                run: { state: 'running', stepIndex: context.stepIndex, attempt: context.attempt, waitingAt: null },
+                run: {
+                  state: 'running',
+                  stepIndex: context.stepIndex,
+                  attempt: context.attempt,
+                  waitingAt: null,
+                },
                 step: { idx: context.stepIndex, state: 'running', attempt: context.attempt, started: true },
               }),
             },
@@ -289,7 +309,10 @@ export const runMachine = setup({
             'step.output': {
               actions: {
                 type: 'recordOutput',
-                params: ({ context, event }) => ({ stepId: currentStep(context)?.id ?? '', chunk: event.chunk }),
+                params: ({ context, event }) => ({
+                  stepId: currentStep(context)?.id ?? '',
+                  chunk: event.chunk,
+                }),
               },
             },
             'step.exited': [
@@ -343,7 +366,10 @@ export const runMachine = setup({
                   {
                     type: 'checkpoint',
                     params: ({ context }) => ({
-                      event: { type: 'run.failed', data: { reason: context.reason, step_id: currentStep(context)?.id } },
+                      event: {
+                        type: 'run.failed',
+                        data: { reason: context.reason, step_id: currentStep(context)?.id },
+                      },
                       run: { state: 'failed', reason: context.reason, finished: true },
                     }),
                   },
@@ -411,7 +437,10 @@ export const runMachine = setup({
               {
                 type: 'checkpoint',
                 params: ({ context }) => ({
-                  event: { type: 'run.failed', data: { reason: 'gate_denied', step_id: currentStep(context)?.id } },
+                  event: {
+                    type: 'run.failed',
+                    data: { reason: 'gate_denied', step_id: currentStep(context)?.id },
+                  },
                   run: { state: 'failed', reason: 'gate_denied', finished: true, waitingAt: null },
                 }),
               },
@@ -447,8 +476,16 @@ export const runMachine = setup({
             {
               type: 'checkpoint',
               params: ({ context, event }) => ({
-                event: { type: 'run.cancelled', data: { reason: event.reason, by: event.by ?? null, while: 'waiting' } },
-                run: { state: 'cancelled', reason: `cancelled: ${event.reason}`, finished: true, waitingAt: null },
+                event: {
+                  type: 'run.cancelled',
+                  data: { reason: event.reason, by: event.by ?? null, while: 'waiting' },
+                },
+                run: {
+                  state: 'cancelled',
+                  reason: `cancelled: ${event.reason}`,
+                  finished: true,
+                  waitingAt: null,
+                },
                 step: { idx: context.stepIndex, state: 'cancelled', finished: true },
               }),
             },
@@ -457,7 +494,8 @@ export const runMachine = setup({
       },
     },
     cancelling: {
-      description: 'The step’s process group got SIGTERM (SIGKILL after the grace period); waiting for it to go.',
+      description:
+        'The step’s process group got SIGTERM (SIGKILL after the grace period); waiting for it to go.',
       entry: { type: 'report', params: { state: 'cancelling' } },
       on: {
         'step.output': {

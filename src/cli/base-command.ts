@@ -5,7 +5,7 @@
  */
 import { Command } from '@oclif/core/command';
 import * as Flags from '@oclif/core/flags';
-import { CharterError } from '../errors/charter-error.js';
+import { isCharterError } from '../errors/charter-error.js';
 
 export abstract class DaemonCommand extends Command {
   static override baseFlags = {
@@ -23,7 +23,7 @@ export abstract class DaemonCommand extends Command {
   };
 
   protected override async catch(error: Error & { exitCode?: number }): Promise<unknown> {
-    if (!(error instanceof CharterError)) return super.catch(error);
+    if (!isCharterError(error)) return super.catch(error);
     process.exitCode = error.exitCode;
     if (this.jsonEnabled()) {
       this.logJson({ error: error.toWire() });

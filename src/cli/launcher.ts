@@ -9,7 +9,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EXIT_ALREADY_RUNNING, type LaunchOptions } from '../daemon/launch-options.js';
 import { prepareStateDirs } from '../daemon/state-dir.js';
-import { CharterError } from '../errors/charter-error.js';
+import { CharterError, hasCode } from '../errors/charter-error.js';
 import type { StatusResult } from '../protocol/control.js';
 import { fetchStatus, type ProjectTarget } from './daemon-client.js';
 
@@ -45,7 +45,7 @@ export async function launchDetached(
       child.unref();
       return { status, startedByUs: status.pid === child.pid };
     } catch (error) {
-      if (!(error instanceof CharterError) || error.code !== 'DAEMON_NOT_RUNNING') throw error;
+      if (!hasCode(error, 'DAEMON_NOT_RUNNING')) throw error;
     }
     if (exitCode !== undefined && exitCode !== EXIT_ALREADY_RUNNING) {
       throw new CharterError(

@@ -8,14 +8,13 @@ import type * as z from 'zod/mini';
 import { CharterError } from '../errors/charter-error.js';
 import {
   CONTROL_PROTOCOL_VERSION,
-  type ControlMethod,
-  type ControlParams,
   type HelloResult,
   HelloResultSchema,
   MAX_CONTROL_LINE_BYTES,
   type Response,
   ResponseSchema,
 } from '../protocol/control.js';
+import type { ControlMethod, ControlParams } from '../protocol/methods.js';
 import { LineDecoder, LineTooLongError } from './line-decoder.js';
 
 export interface ConnectOptions {

@@ -10,17 +10,16 @@ import * as z from 'zod/mini';
 import { CharterError } from '../errors/charter-error.js';
 import {
   CONTROL_PROTOCOL_VERSION,
-  type ControlMethod,
+  type ControlReply,
   HelloParamsSchema,
   type HelloResult,
-  isControlMethod,
   MAX_CONTROL_LINE_BYTES,
-  methodParams,
   type RequestId,
   RequestSchema,
   type Response,
   type WireError,
 } from '../protocol/control.js';
+import { type ControlMethod, isControlMethod, methodParams } from '../protocol/methods.js';
 import { LineDecoder, LineTooLongError } from './line-decoder.js';
 
 export interface ControlCall {
@@ -30,7 +29,7 @@ export interface ControlCall {
   readonly params: unknown;
 }
 
-export type ControlReply = { result: unknown; more?: boolean } | { error: WireError };
+export type { ControlReply };
 
 export interface ControlServerLogger {
   debug(obj: object, msg: string): void;
@@ -112,15 +111,18 @@ export class ControlServer {
     return this.#connections.size;
   }
 
-  /** Answers a dispatched call. Unknown keys (the client went away) are ignored. */
-  reply(key: string, reply: ControlReply): void {
+  /**
+   * Answers a dispatched call. Returns false when nobody is listening any more (the client went
+   * away): a stream should then stop producing.
+   */
+  reply(key: string, reply: ControlReply): boolean {
     const connectionId = this.#calls.get(key);
-    if (connectionId === undefined) return;
+    if (connectionId === undefined) return false;
     const connection = this.#connections.get(connectionId);
     const id = connection?.inFlight.get(key);
     if (connection === undefined || id === undefined) {
       this.#calls.delete(key);
-      return;
+      return false;
     }
     const more = 'result' in reply && reply.more === true;
     if (!more) {
@@ -135,6 +137,7 @@ export class ControlServer {
           ? { id, ok: true, result: reply.result, more: true }
           : { id, ok: true, result: reply.result };
     this.#send(connection, response);
+    return !connection.socket.destroyed;
   }
 
   /** Stops accepting, closes every connection and removes the socket file. Idempotent. */

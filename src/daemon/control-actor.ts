@@ -1,29 +1,36 @@
 /**
- * The callback actor that owns the control socket for the root machine: requests go up as
- * `control.request` events, replies come down as `control.reply`. Bind failures and the end of
- * listening are reported, never thrown, so the machine decides what they mean.
+ * The callback actor that owns the control socket for the root machine. Every call goes through
+ * the intake, which answers reads itself and turns changes into root events; the root's replies
+ * come back down as `control.reply`. Bind failures are reported, never thrown, so the machine
+ * decides what they mean.
  */
 import { fromCallback } from 'xstate';
-import type { ControlActorEvent, ControlRequestEvent } from '../../machines/daemon.machine.js';
+import type { ControlActorEvent } from '../../machines/daemon.machine.js';
 import { ControlServer, type ControlServerLogger } from '../control/server.js';
+import type { Intake } from './intake.js';
 
 export interface ControlActorDeps {
   readonly socketPath: string;
   readonly daemonVersion: string;
   readonly idleTimeoutMs: number;
   readonly logger: ControlServerLogger;
+  readonly intake: Intake;
 }
 
 export function controlServerLogic(deps: ControlActorDeps) {
   return fromCallback<ControlActorEvent, undefined>(({ sendBack, receive }) => {
-    const server = new ControlServer({
+    const server: ControlServer = new ControlServer({
       socketPath: deps.socketPath,
       daemonVersion: deps.daemonVersion,
       pid: process.pid,
       idleTimeoutMs: deps.idleTimeoutMs,
       logger: deps.logger,
       // The server validated method and params against the protocol schemas.
-      dispatch: (call) => sendBack({ type: 'control.request', ...call } as ControlRequestEvent),
+      dispatch: (call) =>
+        deps.intake(call, {
+          reply: (reply) => server.reply(call.key, reply),
+          toRoot: (event) => sendBack(event),
+        }),
     });
     server.listen().then(
       () => sendBack({ type: 'control.listening' }),

@@ -12,6 +12,7 @@ export const LaunchOptionsSchema = z.strictObject({
   foreground: z.boolean().default(false),
   inspect: z.boolean().default(false),
   inspectPort: z.number().int().min(0).max(65535).optional(),
+  maxRuns: z.number().int().min(1).max(1024).optional(),
 });
 export type LaunchOptions = z.input<typeof LaunchOptionsSchema>;
 

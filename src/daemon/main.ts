@@ -4,6 +4,7 @@
  * Anything printed here lands in `.charter/daemon/daemon.out` (the CLI shows it on a failed start).
  */
 import { z } from 'zod';
+import { isCharterError } from '../errors/charter-error.js';
 import { LaunchOptionsSchema } from './launch-options.js';
 import { runDaemon } from './run-daemon.js';
 

@@ -3,20 +3,26 @@
  * Order matters: lock first (everything after it is ours alone), then stale-state clean-up, the
  * store, and finally the root actor, which binds the socket. Returns the process exit code.
  */
-import { rmSync } from 'node:fs';
+import { lstatSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type AnyActorRef, createActor, fromPromise, type InspectionEvent, toPromise } from 'xstate';
 import { daemonMachine, type RecoveryReport } from '../../machines/daemon.machine.js';
 import { CharterError, isCharterError } from '../errors/charter-error.js';
 import { createDaemonLogger, type DaemonLogger } from '../logging/logger.js';
-import { loadProjectConfig, resolveDaemonSettings } from '../project/config.js';
+import { type DaemonSettings, loadProjectConfig, resolveDaemonSettings } from '../project/config.js';
 import { daemonPaths, resolveProjectRoot } from '../project/paths.js';
 import { readRuntimeFile, writeRuntimeFile } from '../project/runtime-file.js';
 import { Store } from '../store/store.js';
 import { packageVersion } from '../version.js';
+import { WorkflowCatalog } from '../workflow/catalog.js';
 import { controlServerLogic } from './control-actor.js';
+import { createIntake } from './intake.js';
 import { EXIT_ALREADY_RUNNING, type LaunchOptions, LaunchOptionsSchema } from './launch-options.js';
 import { ProjectLock } from './lock.js';
+import { recoverRuns } from './recovery.js';
+import { RunEventBus } from './run-events.js';
+import { createRunLogic } from './run-logic.js';
 import { clearStaleState, prepareStateDirs } from './state-dir.js';
 
 const LIFECYCLE_TYPES = ['daemon.started', 'daemon.stopped'] as const;
@@ -34,24 +40,34 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
   const paths = daemonPaths(projectRoot);
   prepareStateDirs(paths);
 
-  const config = loadProjectConfig(projectRoot);
-  const settings = resolveDaemonSettings(projectRoot, config, {
-    gatewayUrl: options.gatewayUrl,
-    logLevel: options.logLevel,
-  });
-  const log: DaemonLogger = await createDaemonLogger({
-    logPath: paths.logPath,
-    level: settings.logLevel,
-    foreground: options.foreground,
-  });
-  const logger = log.logger;
-
+  // The lock comes first: everything after it (log file, socket, store) is this daemon's alone.
   const lock = ProjectLock.tryAcquire(paths.lockPath);
   if (lock === undefined) {
-    logger.warn({ projectRoot }, 'another daemon holds the project lock: not starting a second one');
-    log.close();
+    process.stderr.write(
+      `charter-daemon: another daemon holds the lock of ${projectRoot}: not starting a second one\n`,
+    );
     return EXIT_ALREADY_RUNNING;
   }
+
+  let log: DaemonLogger;
+  let settings: DaemonSettings;
+  try {
+    const config = loadProjectConfig(projectRoot);
+    settings = resolveDaemonSettings(projectRoot, config, {
+      gatewayUrl: options.gatewayUrl,
+      logLevel: options.logLevel,
+      maxRuns: options.maxRuns,
+    });
+    log = await createDaemonLogger({
+      logPath: paths.logPath,
+      level: settings.logLevel,
+      foreground: options.foreground,
+    });
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+  const logger = log.logger;
 
   let store: Store | undefined;
   let inspector: InspectorHandle | undefined;
@@ -70,6 +86,8 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     if (options.inspect) inspector = await startInspector(options.inspectPort ?? 0, logger);
 
     const startedAt = new Date().toISOString();
+    const catalog = new WorkflowCatalog(projectRoot);
+    const bus = new RunEventBus();
     const machine = daemonMachine.provide({
       actors: {
         controlServer: controlServerLogic({
@@ -77,16 +95,46 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           daemonVersion: packageVersion,
           idleTimeoutMs: settings.controlIdleTimeoutMs,
           logger: logger.child({ component: 'control' }),
+          intake: createIntake({ store: openStore, catalog, bus }),
         }),
         recoverState: fromPromise<RecoveryReport>(async () => {
           const last = openStore.lastOfTypes(LIFECYCLE_TYPES);
-          if (last === undefined) return { previousShutdown: 'first-start' };
-          if (last.type === 'daemon.stopped') return { previousShutdown: 'clean' };
-          logger.warn({ lastSeq: last.seq }, 'the previous daemon did not journal a clean stop');
-          return { previousShutdown: 'unclean' };
+          const previousShutdown =
+            last === undefined ? 'first-start' : last.type === 'daemon.stopped' ? 'clean' : 'unclean';
+          if (previousShutdown === 'unclean') {
+            logger.warn({ lastSeq: last?.seq }, 'the previous daemon did not journal a clean stop');
+          }
+          const runs = await recoverRuns(
+            openStore,
+            catalog,
+            logger.child({ component: 'recovery' }),
+            settings.killGraceMs,
+          );
+          return { previousShutdown, ...runs };
+        }),
+        run: createRunLogic({
+          projectRoot,
+          runsDir: join(paths.stateDir, 'runs'),
+          store: openStore,
+          bus,
+          logger: logger.child({ component: 'runs' }),
+          killGraceMs: settings.killGraceMs,
         }),
       },
       actions: {
+        persistRun: (_args, params) => {
+          const workflow = catalog.get(params.workflowId);
+          const entry = openStore.runs.createRun(
+            {
+              runId: params.runId,
+              workflowId: params.workflowId,
+              inputs: params.inputs,
+              steps: workflow.steps.map((step) => ({ id: step.id, kind: step.kind })),
+            },
+            { type: 'run.queued', data: { workflow_id: params.workflowId, inputs: params.inputs } },
+          );
+          bus.publish(params.runId, [entry]);
+        },
         journal: (_args, params) => {
           openStore.append({ type: params.type, data: params.data });
           logger.info({ data: params.data }, `journal: ${params.type}`);
@@ -111,6 +159,8 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           inspectorUrl: inspector?.pageUrl ?? null,
         },
         drainTimeoutMs: settings.drainTimeoutMs,
+        maxRuns: settings.maxRuns,
+        maxQueuedRuns: settings.maxQueuedRuns,
       },
       logger: (...args: unknown[]) => logger.debug({ args }, 'xstate log'),
       ...(inspector === undefined ? {} : { inspect: inspector.inspect }),
@@ -150,11 +200,20 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     for (const remove of removeSignalHandlers) remove();
     // Only our own runtime file: we hold the lock, but be explicit about whose file this is.
     if (readRuntimeFile(paths.runtimeFile)?.pid === process.pid) rmSync(paths.runtimeFile, { force: true });
-    rmSync(paths.socketPath, { force: true });
+    removeSocketFile(paths.socketPath);
     await inspector?.stop();
     store?.close();
     lock.release();
     log.close();
+  }
+}
+
+/** Removes our socket on the way out, and nothing else that may sit at that path. */
+function removeSocketFile(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) rmSync(path);
+  } catch {
+    // already gone
   }
 }
 
@@ -185,6 +244,6 @@ async function startInspector(port: number, logger: Logger): Promise<InspectorHa
 }
 
 function describe(error: unknown): string {
-  if (error instanceof CharterError) return `${error.message} (${error.code}). ${error.hint}`;
+  if (isCharterError(error)) return `${error.message} (${error.code}). ${error.hint}`;
   return error instanceof Error ? error.message : String(error);
 }

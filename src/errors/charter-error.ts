@@ -1,7 +1,14 @@
 import { type ErrorCode, errorCatalogue, isErrorCode } from './catalogue.js';
 
+/**
+ * Marks CharterErrors by a registered symbol rather than by class identity: the bundled CLI
+ * commands and the modules they load lazily each carry their own copy of this class.
+ */
+const BRAND = Symbol.for('charter-daemon.CharterError');
+
 /** An error from the catalogue: a stable code, a specific message and the next step for the user. */
 export class CharterError extends Error {
+  readonly [BRAND] = true;
   readonly code: ErrorCode;
   readonly hint: string;
   readonly exitCode: number;
@@ -28,5 +35,10 @@ export class CharterError extends Error {
 }
 
 export function isCharterError(error: unknown): error is CharterError {
-  return error instanceof CharterError;
+  return typeof error === 'object' && error !== null && (error as { [BRAND]?: unknown })[BRAND] === true;
+}
+
+/** True for a CharterError with the given code (whichever copy of the class made it). */
+export function hasCode(error: unknown, code: ErrorCode): error is CharterError {
+  return isCharterError(error) && error.code === code;
 }

@@ -26,7 +26,13 @@ export const ProjectConfigSchema = z.looseObject({
       /** How long `stop` lets in-flight work reach a safe point. */
       drain_timeout_seconds: seconds(24 * 3600).optional(),
       /** A control connection that sends nothing for this long is closed. */
-      control_idle_timeout_seconds: seconds(3600).optional(),
+      control_idle_timeout_seconds: z.number().min(0.05).max(3600).optional(),
+      /** Runs executing steps at once; waiting runs do not count. */
+      max_runs: z.number().int().min(1).max(1024).optional(),
+      /** Runs waiting for a slot at most; a submission past it is refused. */
+      max_queued_runs: z.number().int().min(1).max(1_000_000).optional(),
+      /** After SIGTERM, how long a step's processes get before SIGKILL (cancel, timeout). */
+      kill_grace_seconds: seconds(3600).optional(),
     })
     .optional(),
 });
@@ -66,11 +72,15 @@ export interface DaemonSettings {
   readonly logLevel: LogLevel;
   readonly drainTimeoutMs: number;
   readonly controlIdleTimeoutMs: number;
+  readonly maxRuns: number;
+  readonly maxQueuedRuns: number;
+  readonly killGraceMs: number;
 }
 
 export interface SettingOverrides {
   readonly gatewayUrl?: string | undefined;
   readonly logLevel?: LogLevel | undefined;
+  readonly maxRuns?: number | undefined;
 }
 
 /** Flags win over the environment, which wins over charter.yml, which wins over defaults. */
@@ -105,5 +115,8 @@ export function resolveDaemonSettings(
     logLevel: overrides.logLevel ?? config.daemon?.log_level ?? 'info',
     drainTimeoutMs: Math.round((config.daemon?.drain_timeout_seconds ?? 30) * 1000),
     controlIdleTimeoutMs: Math.round((config.daemon?.control_idle_timeout_seconds ?? 10) * 1000),
+    maxRuns: overrides.maxRuns ?? config.daemon?.max_runs ?? 4,
+    maxQueuedRuns: config.daemon?.max_queued_runs ?? 1000,
+    killGraceMs: Math.round((config.daemon?.kill_grace_seconds ?? 10) * 1000),
   };
 }

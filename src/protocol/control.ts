@@ -34,6 +34,9 @@ export const WireErrorSchema = z.object({
 });
 export type WireError = z.infer<typeof WireErrorSchema>;
 
+/** What a handler answers to one call: a result (with `more` for all but the last of a stream) or an error. */
+export type ControlReply = { result: unknown; more?: boolean } | { error: WireError };
+
 export const SuccessResponseSchema = z.object({
   id: RequestIdSchema,
   ok: z.literal(true),
@@ -92,7 +95,7 @@ export const RunCountsSchema = z.object({
 export type RunCounts = z.infer<typeof RunCountsSchema>;
 
 export const GatewayLinkStatusSchema = z.object({
-  /** `offline` = no gateway configured: a normal mode, events stay in the local store. */
+  /** `offline`: no link to a gateway (none configured, or not built yet); events stay in the local store. */
   state: z.string(),
   url: z.nullable(z.string()),
   since: z.nullable(z.string()),
@@ -126,17 +129,7 @@ export const StopResultSchema = z.object({
   pid: z.int().check(z.positive()),
   /** true when the daemon was already draining before this request. */
   already_stopping: z.boolean(),
+  /** How long the daemon lets in-flight work reach a safe point before it cuts it off. */
+  drain_timeout_ms: z.int().check(z.positive()),
 });
 export type StopResult = z.infer<typeof StopResultSchema>;
-
-/** The params schema of every method the daemon serves (hello is handled by the transport). */
-export const methodParams = {
-  status: StatusParamsSchema,
-  stop: StopParamsSchema,
-} as const;
-export type ControlMethod = keyof typeof methodParams;
-export type ControlParams<M extends ControlMethod> = z.infer<(typeof methodParams)[M]>;
-
-export function isControlMethod(method: string): method is ControlMethod {
-  return Object.hasOwn(methodParams, method);
-}

@@ -12,7 +12,10 @@ export const WorkflowIdSchema = z
   .string()
   .check(
     z.maxLength(100),
-    z.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a workflow id starts with a letter or digit; then letters, digits, . _ -'),
+    z.regex(
+      /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+      'a workflow id starts with a letter or digit; then letters, digits, . _ -',
+    ),
   );
 
 const Actor = z.optional(z.string().check(z.minLength(1), z.maxLength(200)));

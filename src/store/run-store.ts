@@ -9,7 +9,14 @@
 import type Database from 'better-sqlite3';
 import { CharterError } from '../errors/charter-error.js';
 import type { RunCounts, RunState } from '../protocol/control.js';
-import type { LogEntry, RunDetail, RunSummary, RunsListResult, StepRecord, Waiting } from '../protocol/runs.js';
+import type {
+  LogEntry,
+  RunDetail,
+  RunSummary,
+  RunsListResult,
+  StepRecord,
+  Waiting,
+} from '../protocol/runs.js';
 import type { JournalEntry, NewJournalEntry } from './journal-entry.js';
 
 /** An event to append to a run's history; `data` must be JSON-encodable (no BigInt, no cycles). */
@@ -199,7 +206,10 @@ export class RunStore {
   private readonly updateStepStmt: Database.Statement<[UpdateStepParams]>;
   private readonly getRunStmt: Database.Statement<[string], RunRow>;
   private readonly getStepsStmt: Database.Statement<[string], StepRow>;
-  private readonly listStmts: Record<keyof typeof LIST_RUNS_SQL, Database.Statement<[ListParams], RunSummary>>;
+  private readonly listStmts: Record<
+    keyof typeof LIST_RUNS_SQL,
+    Database.Statement<[ListParams], RunSummary>
+  >;
   private readonly unfinishedStmt: Database.Statement<[string], RunRow>;
   private readonly eventsStmt: Database.Statement<[{ run_id: string; after: number; limit: number }], LogRow>;
   private readonly countsStmt: Database.Statement<[], { state: RunState; n: number }>;
@@ -296,7 +306,13 @@ export class RunStore {
       return this.appendEntry({ ...toJournalEntry(run.runId, event, 1), ts: now });
     });
     this.recordTx = db.transaction(
-      (runId: string, patch: RunPatch, events: readonly NewRunEvent[], steps: readonly StepPatch[], now: Date) => {
+      (
+        runId: string,
+        patch: RunPatch,
+        events: readonly NewRunEvent[],
+        steps: readonly StepPatch[],
+        now: Date,
+      ) => {
         const lastRunSeq = this.bumpRun(runId, patch, events.length, now.toISOString());
         for (const step of steps) this.patchStep(runId, step);
         return this.appendRunEvents(runId, lastRunSeq, events, now);
@@ -369,7 +385,10 @@ export class RunStore {
    */
   list(params: ListRunsParams): RunsListResult {
     const limit = Math.trunc(params.limit);
-    if (!(limit >= 1)) throw new CharterError('INVALID_PARAMS', `invalid limit ${params.limit}: expected 1 or more`);
+    // Written so that NaN fails too.
+    if (!(limit >= 1)) {
+      throw new CharterError('INVALID_PARAMS', `invalid limit ${params.limit}: expected 1 or more`);
+    }
     if (params.state !== undefined && !RUN_STATES.includes(params.state)) {
       throw new CharterError('INVALID_PARAMS', `invalid run state ${JSON.stringify(params.state)}`);
     }
@@ -379,8 +398,15 @@ export class RunStore {
     const bind: ListParams = { limit: pageSize + 1 };
     if (after !== undefined) bind.after = after;
     if (params.state !== undefined) bind.state = params.state;
-    const key = params.state === undefined ? (after === undefined ? 'all' : 'allAfter') : after === undefined ? 'byState' : 'byStateAfter';
-    const rows = this.listStmts[key].all(bind);
+    const stmt =
+      params.state === undefined
+        ? after === undefined
+          ? this.listStmts.all
+          : this.listStmts.allAfter
+        : after === undefined
+          ? this.listStmts.byState
+          : this.listStmts.byStateAfter;
+    const rows = stmt.all(bind);
     const more = rows.length > pageSize;
     const runs = more ? rows.slice(0, pageSize) : rows;
     const last = runs.at(-1);
@@ -470,7 +496,9 @@ export class RunStore {
     now: Date,
   ): JournalEntry[] {
     const first = lastRunSeq - events.length + 1;
-    return events.map((event, i) => this.appendEntry({ ...toJournalEntry(runId, event, first + i), ts: now }));
+    return events.map((event, i) =>
+      this.appendEntry({ ...toJournalEntry(runId, event, first + i), ts: now }),
+    );
   }
 }
 

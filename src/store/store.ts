@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { CharterError } from '../errors/charter-error.js';
+import { CharterError, isCharterError } from '../errors/charter-error.js';
 import type { JournalEntry, NewJournalEntry, ReadJournalOptions } from './journal-entry.js';
 import { latestSchemaVersion, migrations } from './migrations.js';
 import { RunStore } from './run-store.js';
@@ -105,7 +105,7 @@ export class Store {
       return new Store(path, db);
     } catch (error) {
       db?.close();
-      if (error instanceof CharterError) throw error;
+      if (isCharterError(error)) throw error;
       const reason = error instanceof Error ? error.message : String(error);
       throw new CharterError('STORE_FAILED', `cannot open store at ${path}: ${reason}`, { cause: error });
     }

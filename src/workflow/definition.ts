@@ -78,3 +78,18 @@ export function deepFreeze<T>(value: T): T {
   }
   return value;
 }
+
+/** The part of an environment variable name made from a name or id: upper-cased, other than A-Z 0-9 → `_`. */
+export function envVarPart(text: string): string {
+  return text.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+}
+
+/** `CHARTER_INPUT_<NAME>`: how a run step sees a workflow input (`dry-run` → `CHARTER_INPUT_DRY_RUN`). */
+export function inputEnvVar(name: string): string {
+  return `CHARTER_INPUT_${envVarPart(name)}`;
+}
+
+/** `CHARTER_STEP_<STEP>_<FIELD>`: how a run step sees an answer given to an earlier input step. */
+export function stepFieldEnvVar(stepId: string, field: string): string {
+  return `CHARTER_STEP_${envVarPart(stepId)}_${envVarPart(field)}`;
+}

@@ -43,13 +43,13 @@ export async function killRunProcesses(runId: string, graceMs: number): Promise<
   signalAll(pids, groups, 'SIGTERM');
   const remaining = () => [
     ...pids.filter((pid) => belongsToRun(pid, runId)),
-    ...groups.filter((pgid) => groupHasLiveMember(pgid)),
+    ...groups.filter((pgid) => processGroupAlive(pgid)),
   ];
   if (await waitUntilEmpty(remaining, graceMs)) return pids.length;
 
   // Re-checked so a pid reused by an unrelated process since the first scan is left alone.
   const survivors = pids.filter((pid) => belongsToRun(pid, runId));
-  const liveGroups = groups.filter((pgid) => groupHasLiveMember(pgid));
+  const liveGroups = groups.filter((pgid) => processGroupAlive(pgid));
   signalAll(survivors, liveGroups, 'SIGKILL');
   await waitUntilEmpty(remaining, KILL_WAIT_MS);
   return pids.length;
@@ -90,7 +90,12 @@ function belongsToRun(pid: number, runId: string): boolean {
   return state !== undefined && state !== 'Z' && state !== 'X';
 }
 
-function groupHasLiveMember(pgid: number): boolean {
+/**
+ * True while the process group has a member that is not a zombie. `kill(-pgid, 0)` alone also
+ * counts zombies, which may never be reaped when the reaper of orphans (pid 1 in a container)
+ * does not reap, so on Linux the members are confirmed through /proc.
+ */
+export function processGroupAlive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);
   } catch (error) {
@@ -100,7 +105,7 @@ function groupHasLiveMember(pgid: number): boolean {
   try {
     entries = readdirSync('/proc');
   } catch {
-    return false;
+    return true; // no procfs: kill(0) is all we have
   }
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;

@@ -87,4 +87,3 @@ export function writeContextFile(path: string, context: StepContext): void {
     throw error;
   }
 }
-

@@ -12,8 +12,9 @@
  * on a full pipe. Every chunk is delivered before `done` resolves; `done` never rejects.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
+import { processGroupAlive } from './orphans.js';
 
 export interface StepOutputOptions {
   /** Largest chunk handed to `onOutput`, in UTF-8 bytes. Default 64 KiB. */
@@ -143,10 +144,13 @@ class StepSupervisor implements StepProcess {
 
     if (this.pid !== undefined && options.timeoutMs !== null && Number.isFinite(options.timeoutMs)) {
       const timeoutMs = Math.max(0, options.timeoutMs);
-      this.timeoutTimer = setTimeout(() => {
-        this.timeoutTimer = undefined;
-        if (this.exit === null) this.startKill({ kind: 'timed_out', timeoutMs });
-      }, Math.min(timeoutMs, MAX_TIMER_MS));
+      this.timeoutTimer = setTimeout(
+        () => {
+          this.timeoutTimer = undefined;
+          if (this.exit === null) this.startKill({ kind: 'timed_out', timeoutMs });
+        },
+        Math.min(timeoutMs, MAX_TIMER_MS),
+      );
     }
   }
 
@@ -220,7 +224,7 @@ class StepSupervisor implements StepProcess {
     const reason = this.killReason;
     if (reason !== null) return reason;
     const exit = this.exit;
-    if (exit?.code !== null && exit?.code !== undefined) return { kind: 'exited', exitCode: exit.code };
+    if (exit !== null && exit.code !== null) return { kind: 'exited', exitCode: exit.code };
     return { kind: 'signalled', signal: exit?.signal ?? 'unknown' };
   }
 
@@ -261,47 +265,6 @@ class StepSupervisor implements StepProcess {
       // A failing consumer must not break supervision of the process group.
     }
   }
-}
-
-/**
- * True while the process group has a member that is not a zombie. `kill(-pgid, 0)` alone also
- * counts zombies, which may never be reaped when the reaper of orphans (pid 1 in a container)
- * does not reap, so on Linux the members are confirmed through /proc.
- */
-export function processGroupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
-  }
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return true; // no procfs: kill(0) is all we have
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = readStat(Number(entry));
-    if (stat !== null && stat.pgrp === pgid && stat.state !== 'Z' && stat.state !== 'X') return true;
-  }
-  return false;
-}
-
-/** State and process group of a process from `/proc/<pid>/stat`, or null when it is gone. */
-function readStat(pid: number): { state: string; pgrp: number } | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  // "pid (comm) state ppid pgrp …": comm may contain spaces and parentheses, so split after the last ')'.
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const state = fields[0];
-  const pgrp = Number(fields[2]);
-  if (state === undefined || !Number.isInteger(pgrp)) return null;
-  return { state, pgrp };
 }
 
 function spawnErrorMessage(error: unknown, cwd: string): string {

@@ -73,7 +73,7 @@ function check(
   return problems.length > 0 ? { ok: false, problems } : { ok: true, value };
 }
 
-type Coerced = { ok: true; value: Value } | { ok: false; problem: string };
+export type Coerced = { ok: true; value: Value } | { ok: false; problem: string };
 
 const INTEGER_TEXT = /^[+-]?\d+$/;
 const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;

@@ -22,6 +22,10 @@ const facts: DaemonFacts = {
   inspectorUrl: null,
 };
 
+function recovery(previousShutdown: RecoveryReport['previousShutdown']): RecoveryReport {
+  return { previousShutdown, runs: [], finished: { succeeded: 0, failed: 0, cancelled: 0 } };
+}
+
 interface Harness {
   actor: ReturnType<typeof createActor<typeof daemonMachine>>;
   clock: SimulatedClock;
@@ -38,14 +42,14 @@ function start(options: { recovery?: () => Promise<RecoveryReport>; drainTimeout
       controlServer: fromCallback<ControlActorEvent, undefined>(({ receive }) => {
         receive((event) => replies.push(event));
       }),
-      recoverState: fromPromise(options.recovery ?? (async () => ({ previousShutdown: 'clean' as const }))),
+      recoverState: fromPromise(options.recovery ?? (async () => recovery('clean'))),
     },
     actions: {
       journal: (_args, params) => journal.push(params),
     },
   });
   const actor = createActor(machine, {
-    input: { facts, drainTimeoutMs: options.drainTimeoutMs ?? 5000 },
+    input: { facts, drainTimeoutMs: options.drainTimeoutMs ?? 5000, maxRuns: 2, maxQueuedRuns: 3 },
     clock,
   });
   actor.start();
@@ -60,7 +64,7 @@ async function serving(h: Harness): Promise<void> {
 
 describe('daemon root machine', () => {
   it('boots: recovers, spawns the control actor, serves once the socket listens, journals the start', async () => {
-    const h = start({ recovery: async () => ({ previousShutdown: 'unclean' }) });
+    const h = start({ recovery: async () => recovery('unclean') });
     expect(h.actor.getSnapshot().matches({ booting: 'recovering' })).toBe(true);
     await waitFor(h.actor, (s) => s.matches({ booting: 'listening' }));
     expect(h.actor.getSnapshot().children.control).toBeDefined();
@@ -71,7 +75,7 @@ describe('daemon root machine', () => {
     expect(h.journal).toEqual([
       {
         type: 'daemon.started',
-        data: { pid: 4242, version: '9.9.9', epoch: 3, previous_shutdown: 'unclean' },
+        data: { pid: 4242, version: '9.9.9', epoch: 3, previous_shutdown: 'unclean', restored_runs: 0 },
       },
     ]);
   });
@@ -133,7 +137,7 @@ describe('daemon root machine', () => {
     expect(h.replies.at(-1)).toEqual({
       type: 'control.reply',
       key: 'k2',
-      reply: { result: { pid: 4242, already_stopping: false } },
+      reply: { result: { pid: 4242, already_stopping: false, drain_timeout_ms: 5000 } },
     });
     expect(h.actor.getSnapshot().status).toBe('done');
     expect(h.journal.map((entry) => entry.type)).toEqual([
@@ -151,12 +155,17 @@ describe('daemon root machine', () => {
     h.actor.send({ type: 'work.started', id: 'run:b' });
     h.actor.send({ type: 'daemon.stop', reason: 'SIGTERM' });
     expect(h.actor.getSnapshot().value).toBe('draining');
-    expect(h.journal.at(-1)).toEqual({ type: 'daemon.stopping', data: { reason: 'SIGTERM', in_flight: 2 } });
+    expect(h.journal.at(-1)).toEqual({
+      type: 'daemon.stopping',
+      data: { reason: 'SIGTERM', in_flight: 2, executing_runs: 0 },
+    });
 
     h.actor.send({ type: 'control.request', key: 's', method: 'status', params: {} });
     expect(h.replies.at(-1)?.reply).toMatchObject({ result: { state: 'draining' } });
     h.actor.send({ type: 'control.request', key: 'again', method: 'stop', params: {} });
-    expect(h.replies.at(-1)?.reply).toEqual({ result: { pid: 4242, already_stopping: true } });
+    expect(h.replies.at(-1)?.reply).toEqual({
+      result: { pid: 4242, already_stopping: true, drain_timeout_ms: 5000 },
+    });
 
     h.actor.send({ type: 'work.settled', id: 'run:a' });
     expect(h.actor.getSnapshot().value).toBe('draining');

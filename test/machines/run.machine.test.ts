@@ -56,7 +56,10 @@ function harness(options: { stepIndex?: number; resume?: RunResume; attempt?: nu
   return { actor, clock, checkpoints, reports, started, cancels, stopped, outputs, events };
 }
 
-const exited = (exitCode: number) => ({ type: 'step.exited' as const, outcome: { kind: 'exited' as const, exitCode } });
+const exited = (exitCode: number) => ({
+  type: 'step.exited' as const,
+  outcome: { kind: 'exited' as const, exitCode },
+});
 
 describe('run machine', () => {
   it('runs a command, pauses at a gate and an input, and succeeds', () => {
@@ -94,7 +97,17 @@ describe('run machine', () => {
       'step.finished',
       'run.succeeded',
     ]);
-    expect(h.reports).toEqual(['queued', 'running', 'waiting', 'queued', 'running', 'waiting', 'queued', 'running', 'succeeded']);
+    expect(h.reports).toEqual([
+      'queued',
+      'running',
+      'waiting',
+      'queued',
+      'running',
+      'waiting',
+      'queued',
+      'running',
+      'succeeded',
+    ]);
     const submitted = h.checkpoints.find((c) => c.event.type === 'input.submitted');
     expect(submitted?.run?.answers).toEqual({ stepId: 'details', values: { count: 2 } });
   });

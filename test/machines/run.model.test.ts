@@ -7,7 +7,12 @@
 import { describe, expect, it } from 'vitest';
 import { createActor, createMachine, fromCallback, SimulatedClock } from 'xstate';
 import { getSimplePaths } from 'xstate/graph';
-import { type RunPlan, runMachine, type StepRunnerEvent, type StepRunnerInput } from '../../machines/run.machine.js';
+import {
+  type RunPlan,
+  runMachine,
+  type StepRunnerEvent,
+  type StepRunnerInput,
+} from '../../machines/run.machine.js';
 
 const plan: RunPlan = {
   id: 'model',
@@ -39,7 +44,17 @@ const model = createMachine({
   },
 });
 
-type ModelEvent = 'ADMIT' | 'EXIT_OK' | 'EXIT_FAIL' | 'TIMEOUT' | 'APPROVE' | 'DENY' | 'ANSWER' | 'CANCEL' | 'GONE' | 'WATCHDOG';
+type ModelEvent =
+  | 'ADMIT'
+  | 'EXIT_OK'
+  | 'EXIT_FAIL'
+  | 'TIMEOUT'
+  | 'APPROVE'
+  | 'DENY'
+  | 'ANSWER'
+  | 'CANCEL'
+  | 'GONE'
+  | 'WATCHDOG';
 
 /** The run state a model state stands for. */
 const publicState = (modelState: string) => modelState.split('_')[0];
@@ -88,7 +103,9 @@ function realRun() {
 describe('run machine, model-based', () => {
   const paths = getSimplePaths(model);
   const events = (path: (typeof paths)[number]) =>
-    path.steps.map((step) => step.event.type).filter((type): type is ModelEvent => !type.startsWith('xstate.'));
+    path.steps
+      .map((step) => step.event.type)
+      .filter((type): type is ModelEvent => !type.startsWith('xstate.'));
 
   it('the generated paths reach every state and take every transition of the model', () => {
     const reached = new Set(paths.map((path) => String(path.state.value)));

@@ -64,6 +64,9 @@ describe('daemon settings precedence', () => {
       logLevel: 'info',
       drainTimeoutMs: 30_000,
       controlIdleTimeoutMs: 10_000,
+      maxRuns: 4,
+      maxQueuedRuns: 1000,
+      killGraceMs: 10_000,
     });
   });
 

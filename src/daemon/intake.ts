@@ -1,0 +1,201 @@
+/**
+ * Where control calls enter the daemon. Reads (runs list/show, logs) are answered from the store;
+ * everything that changes state is validated here — the workflow exists, inputs and answers fit
+ * their specs — and handed to the root actor as a typed event, which decides. The gateway's
+ * commands will enter through the same functions.
+ */
+import type { DaemonEvent } from '../../machines/daemon.machine.js';
+import type { ControlCall } from '../control/server.js';
+import { CharterError, isCharterError } from '../errors/charter-error.js';
+import type { ControlReply } from '../protocol/control.js';
+import type { ControlParams } from '../protocol/methods.js';
+import type { LogEntry, RunDetail } from '../protocol/runs.js';
+import type { RunRecord } from '../store/run-store.js';
+import type { Store } from '../store/store.js';
+import type { WorkflowCatalog } from '../workflow/catalog.js';
+import { checkAnswers, coerceInputs } from '../workflow/values.js';
+import type { RunEventBus } from './run-events.js';
+import { newRunId } from './run-id.js';
+
+export interface CallIo {
+  /** Answers the call; false once the caller has gone. */
+  reply(reply: ControlReply): boolean;
+  toRoot(event: DaemonEvent): void;
+}
+
+export interface IntakeDeps {
+  readonly store: Store;
+  readonly catalog: WorkflowCatalog;
+  readonly bus: RunEventBus;
+}
+
+const LOG_BATCH = 500;
+const TERMINAL_EVENTS = new Set(['run.succeeded', 'run.failed', 'run.cancelled']);
+
+export type Intake = (call: ControlCall, io: CallIo) => void;
+
+export function createIntake(deps: IntakeDeps): Intake {
+  const { store, catalog, bus } = deps;
+
+  const fail = (io: CallIo, error: unknown) => {
+    const wire = isCharterError(error)
+      ? error.toWire()
+      : new CharterError('INTERNAL', error instanceof Error ? error.message : String(error)).toWire();
+    io.reply({ error: wire });
+  };
+
+  /** The run, if it exists and has not finished. */
+  function liveRun(runId: string): RunRecord {
+    const record = store.runs.getRecord(runId);
+    if (record === undefined) throw new CharterError('UNKNOWN_RUN', `no run ${runId} in this project`);
+    if (record.finishedAt !== null) {
+      throw new CharterError(
+        'RUN_FINISHED',
+        `run ${runId} has already ${record.state} (${record.reason ?? 'no reason'})`,
+      );
+    }
+    return record;
+  }
+
+  function submit(call: ControlCall, params: ControlParams<'run.submit'>, io: CallIo): void {
+    const workflow = catalog.get(params.workflow_id);
+    const inputs = coerceInputs(workflow.inputs, params.inputs);
+    if (!inputs.ok) {
+      throw new CharterError(
+        'INVALID_INPUTS',
+        `inputs of ${workflow.id} refused:\n${inputs.problems.map((p) => `  - ${p}`).join('\n')}`,
+      );
+    }
+    io.toRoot({ type: 'run.submit', key: call.key, runId: newRunId(), plan: workflow, inputs: inputs.value });
+  }
+
+  function submitInput(call: ControlCall, params: ControlParams<'input.submit'>, io: CallIo): void {
+    const record = liveRun(params.run_id);
+    const step = catalog.get(record.workflowId).steps[record.stepIndex];
+    if (record.state !== 'waiting' || step?.kind !== 'input') {
+      throw new CharterError(
+        'RUN_NOT_WAITING',
+        `run ${params.run_id} is ${record.state}${step ? ` at ${step.kind} step "${step.id}"` : ''}, not waiting for answers`,
+      );
+    }
+    const answers = checkAnswers(step.fields, params.answers);
+    if (!answers.ok) {
+      throw new CharterError(
+        'INVALID_ANSWERS',
+        `answers for step "${step.id}" refused (the run keeps waiting):\n${answers.problems.map((p) => `  - ${p}`).join('\n')}`,
+      );
+    }
+    io.toRoot({
+      type: 'run.command',
+      key: call.key,
+      runId: params.run_id,
+      stepId: params.step_id ?? null,
+      command: { type: 'input.submit', answers: answers.value, ...(params.by ? { by: params.by } : {}) },
+    });
+  }
+
+  function followLogs(params: ControlParams<'run.logs'>, io: CallIo): void {
+    const detail = store.runs.get(params.run_id);
+    if (detail === undefined)
+      throw new CharterError('UNKNOWN_RUN', `no run ${params.run_id} in this project`);
+    let lastSeq = params.after_seq;
+    let done = false;
+    let unsubscribe: (() => void) | undefined;
+    const finish = (state: RunDetail['state']) => {
+      done = true;
+      unsubscribe?.();
+      io.reply({ result: { entries: [], state, done: true } });
+    };
+    const send = (entries: readonly LogEntry[], state: RunDetail['state']): boolean => {
+      const fresh = entries.filter((entry) => entry.seq > lastSeq);
+      if (fresh.length === 0) return true;
+      lastSeq = fresh.at(-1)?.seq ?? lastSeq;
+      return io.reply({ result: { entries: fresh, state, done: false }, more: true });
+    };
+    if (params.follow && detail.finished_at === null) {
+      // Subscribe before reading history, so nothing stored in between is missed (seq filters repeats).
+      unsubscribe = bus.subscribe(params.run_id, (entries) => {
+        if (done) return;
+        const state = store.runs.getRecord(params.run_id)?.state ?? detail.state;
+        if (!send(entries, state)) {
+          done = true;
+          unsubscribe?.();
+          return;
+        }
+        if (entries.some((entry) => TERMINAL_EVENTS.has(entry.type))) finish(state);
+      });
+    }
+    for (;;) {
+      const batch = store.runs.events(params.run_id, lastSeq, LOG_BATCH);
+      if (batch.length === 0) break;
+      if (!send(batch, detail.state)) {
+        unsubscribe?.();
+        return;
+      }
+      if (batch.length < LOG_BATCH) break;
+    }
+    const current = store.runs.getRecord(params.run_id);
+    if (!done && (!params.follow || current?.finishedAt !== null)) finish(current?.state ?? detail.state);
+  }
+
+  return (call, io) => {
+    try {
+      switch (call.method) {
+        case 'status':
+        case 'stop':
+          io.toRoot({ type: 'control.request', ...call } as DaemonEvent);
+          return;
+        case 'runs.list':
+          io.reply({ result: store.runs.list(call.params as ControlParams<'runs.list'>) });
+          return;
+        case 'runs.show': {
+          const { run_id } = call.params as ControlParams<'runs.show'>;
+          const detail = store.runs.get(run_id);
+          if (detail === undefined) throw new CharterError('UNKNOWN_RUN', `no run ${run_id} in this project`);
+          io.reply({ result: detail });
+          return;
+        }
+        case 'run.submit':
+          submit(call, call.params as ControlParams<'run.submit'>, io);
+          return;
+        case 'gate.decide': {
+          const params = call.params as ControlParams<'gate.decide'>;
+          liveRun(params.run_id);
+          io.toRoot({
+            type: 'run.command',
+            key: call.key,
+            runId: params.run_id,
+            stepId: params.step_id ?? null,
+            command: {
+              type: 'gate.decide',
+              decision: params.decision,
+              ...(params.by ? { by: params.by } : {}),
+              ...(params.comment ? { comment: params.comment } : {}),
+            },
+          });
+          return;
+        }
+        case 'input.submit':
+          submitInput(call, call.params as ControlParams<'input.submit'>, io);
+          return;
+        case 'run.cancel': {
+          const params = call.params as ControlParams<'run.cancel'>;
+          liveRun(params.run_id);
+          io.toRoot({
+            type: 'run.command',
+            key: call.key,
+            runId: params.run_id,
+            stepId: null,
+            command: { type: 'run.cancel', reason: params.reason ?? 'cancelled by request' },
+          });
+          return;
+        }
+        case 'run.logs':
+          followLogs(call.params as ControlParams<'run.logs'>, io);
+          return;
+      }
+    } catch (error) {
+      fail(io, error);
+    }
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * Start-up recovery of runs. Waiting runs come back waiting (their gate or input can still be
+ * answered); queued runs come back queued; a run that was executing a step when the previous
+ * daemon died has its leftover processes killed, then fails with reason `interrupted` — unless
+ * the step says `retry_on_restart: true`, in which case it is queued to run the step again.
+ */
+import type { Logger } from 'pino';
+import type { FinishedCounts, RestoredRun } from '../../machines/daemon.machine.js';
+import type { RunRecord } from '../store/run-store.js';
+import type { Store } from '../store/store.js';
+import type { WorkflowCatalog } from '../workflow/catalog.js';
+import type { Workflow } from '../workflow/definition.js';
+import { killRunProcesses } from '../workflow/orphans.js';
+
+export interface RunRecovery {
+  readonly runs: RestoredRun[];
+  readonly finished: FinishedCounts;
+}
+
+export async function recoverRuns(
+  store: Store,
+  catalog: WorkflowCatalog,
+  logger: Logger,
+  killGraceMs: number,
+): Promise<RunRecovery> {
+  const restored: RestoredRun[] = [];
+  for (const record of store.runs.unfinished()) {
+    const log = logger.child({ run: record.runId });
+    let workflow: Workflow;
+    try {
+      workflow = catalog.get(record.workflowId);
+    } catch (error) {
+      // Processes of a run whose workflow vanished must still not outlive the daemon that ran them.
+      await killRunProcesses(record.runId, killGraceMs);
+      const reason = `workflow_unavailable: ${(error as Error).message}`;
+      store.runs.record(record.runId, { state: 'failed', reason, finishedAt: now(), waiting: null }, [
+        { type: 'run.failed', data: { reason, recovered: true } },
+      ]);
+      log.warn({ reason }, 'recovered run failed: its workflow cannot be loaded');
+      continue;
+    }
+    const entry = (resume: RestoredRun['resume'], attempt = record.attempt): RestoredRun => ({
+      runId: record.runId,
+      plan: workflow,
+      stepIndex: record.stepIndex,
+      attempt,
+      resume,
+    });
+    if (record.state === 'queued') {
+      restored.push(entry('queued'));
+    } else if (record.state === 'waiting') {
+      restored.push(entry('waiting'));
+    } else {
+      const resumed = await recoverExecuting(store, record, workflow, log, killGraceMs);
+      if (resumed !== null) restored.push(entry('queued', resumed));
+    }
+  }
+  const counts = store.runs.counts();
+  return {
+    runs: restored,
+    finished: { succeeded: counts.succeeded, failed: counts.failed, cancelled: counts.cancelled },
+  };
+}
+
+/** A run that was running or cancelling: returns the attempt to re-queue it with, or null if it ended. */
+async function recoverExecuting(
+  store: Store,
+  record: RunRecord,
+  workflow: Workflow,
+  log: Logger,
+  killGraceMs: number,
+): Promise<number | null> {
+  const killed = await killRunProcesses(record.runId, killGraceMs);
+  const step = workflow.steps[record.stepIndex];
+  const stepState = store.runs.get(record.runId)?.steps[record.stepIndex]?.state;
+  const idx = record.stepIndex;
+  if (record.state === 'running' && (step === undefined || stepState === 'pending')) {
+    // Between two steps (or after the last): nothing was executing, so nothing was lost.
+    store.runs.record(record.runId, { state: 'queued' }, [
+      { type: 'run.requeued', data: { reason: 'daemon restarted between steps', killed_processes: killed } },
+    ]);
+    log.info('recovered run re-queued: it was between steps');
+    return record.attempt;
+  }
+  if (record.state === 'cancelling') {
+    store.runs.record(
+      record.runId,
+      { state: 'cancelled', reason: record.reason ?? 'cancelled', finishedAt: now(), currentStep: null },
+      [
+        {
+          type: 'run.cancelled',
+          data: { reason: record.reason, while: 'restart', killed_processes: killed },
+        },
+      ],
+      [{ idx, state: 'cancelled', finishedAt: now() }],
+    );
+    log.info({ killed }, 'recovered run cancelled: it was being cancelled');
+    return null;
+  }
+  if (step?.kind === 'run' && step.retryOnRestart) {
+    const attempt = record.attempt + 1;
+    store.runs.record(
+      record.runId,
+      { state: 'queued', attempt },
+      [
+        {
+          type: 'step.retrying',
+          data: { step_id: step.id, attempt, reason: 'interrupted', killed_processes: killed },
+        },
+      ],
+      [{ idx, state: 'interrupted', finishedAt: now(), reason: 'interrupted' }],
+    );
+    log.info({ killed, attempt }, 'recovered run re-queued: its step is retry_on_restart');
+    return attempt;
+  }
+  store.runs.record(
+    record.runId,
+    { state: 'failed', reason: 'interrupted', finishedAt: now(), currentStep: null, waiting: null },
+    [
+      {
+        type: 'run.failed',
+        data: { reason: 'interrupted', step_id: step?.id ?? null, killed_processes: killed },
+      },
+    ],
+    [{ idx, state: 'interrupted', finishedAt: now(), reason: 'interrupted' }],
+  );
+  log.warn({ killed }, 'recovered run failed: the daemon stopped while its step was running');
+  return null;
+}
+
+function now(): string {
+  return new Date().toISOString();
+}

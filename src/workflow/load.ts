@@ -1,0 +1,555 @@
+/**
+ * Loading workflows from `workflows/<id>/manifest.yml` and `workflows/<id>/plan.yml`, validated
+ * with zod. Unknown keys are errors everywhere (a typo must not be silently ignored), both files
+ * are validated before anything is thrown, and every problem names the file (absolute path) and
+ * the field path: `/p/workflows/x/plan.yml: steps.2.gate.prompt: expected a string, got 3`.
+ * The format is documented in docs/workflows.md.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { CharterError } from '../errors/charter-error.js';
+import {
+  deepFreeze,
+  type FieldSpec,
+  inputEnvVar,
+  type Step,
+  stepFieldEnvVar,
+  VALUE_TYPES,
+  type ValueType,
+  type Workflow,
+} from './definition.js';
+import { MAX_DURATION_MS, parseDuration } from './duration.js';
+
+export const WORKFLOWS_DIR = 'workflows';
+export const MANIFEST_FILE = 'manifest.yml';
+export const PLAN_FILE = 'plan.yml';
+
+/** Workflow ids and step ids: a letter or digit, then letters, digits, `.`, `_`, `-`. */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+export const MAX_ID_LENGTH = 100;
+const ID_RULE = 'starts with a letter or digit; then letters, digits, . _ - (at most 100 characters)';
+
+/** Names of inputs and input-step fields: a letter, then letters, digits, `_`, `-`. */
+export const NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]*$/;
+export const MAX_NAME_LENGTH = 64;
+const NAME_RULE = 'a name starts with a letter; then letters, digits, _ - (at most 64 characters)';
+
+const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function isValidWorkflowId(id: string): boolean {
+  return id.length <= MAX_ID_LENGTH && ID_PATTERN.test(id);
+}
+
+export interface WorkflowFiles {
+  /** Absolute path of `workflows/<id>/`. */
+  readonly dir: string;
+  readonly manifestPath: string;
+  readonly planPath: string;
+}
+
+/**
+ * The files of a workflow. The id is validated before any path is built (no traversal with
+ * `../x` or `a/b`): an invalid id is an UNKNOWN_WORKFLOW.
+ */
+export function workflowFiles(projectRoot: string, workflowId: string): WorkflowFiles {
+  if (typeof workflowId !== 'string' || !isValidWorkflowId(workflowId)) {
+    throw new CharterError(
+      'UNKNOWN_WORKFLOW',
+      `${JSON.stringify(workflowId)} is not a workflow id: a workflow id ${ID_RULE}`,
+    );
+  }
+  const dir = join(resolve(projectRoot), WORKFLOWS_DIR, workflowId);
+  return { dir, manifestPath: join(dir, MANIFEST_FILE), planPath: join(dir, PLAN_FILE) };
+}
+
+/** The workflows of a project: folders under `workflows/` with a valid id and both files; sorted. */
+export function listWorkflowIds(projectRoot: string): string[] {
+  const root = join(resolve(projectRoot), WORKFLOWS_DIR);
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((name) => isValidWorkflowId(name))
+    .filter((name) => isFile(join(root, name, MANIFEST_FILE)) && isFile(join(root, name, PLAN_FILE)))
+    .sort();
+}
+
+/**
+ * Loads and validates one workflow. Throws UNKNOWN_WORKFLOW when the id is invalid or the folder,
+ * manifest.yml or plan.yml is missing (the message lists the known ids), INVALID_WORKFLOW with
+ * every problem of both files otherwise. The result is deeply frozen.
+ */
+export function loadWorkflow(projectRoot: string, workflowId: string): Workflow {
+  const files = workflowFiles(projectRoot, workflowId);
+  const manifestText = readWorkflowFile(projectRoot, workflowId, files, files.manifestPath);
+  const planText = readWorkflowFile(projectRoot, workflowId, files, files.planPath);
+  return parseWorkflow(workflowId, files, manifestText, planText);
+}
+
+/** Validates the texts of both files of a workflow (already read) and builds the definition. */
+export function parseWorkflow(
+  workflowId: string,
+  files: WorkflowFiles,
+  manifestText: string,
+  planText: string,
+): Workflow {
+  const problems: string[] = [];
+  const manifest = validateFile(files.manifestPath, manifestText, ManifestSchema, problems);
+  const plan = validateFile(files.planPath, planText, PlanSchema, problems);
+  if (manifest.raw !== undefined) {
+    const id = (manifest.raw as { id?: unknown } | null)?.id;
+    if (typeof id === 'string' && id !== workflowId) {
+      problems.push(
+        `${files.manifestPath}: id: must equal the folder name ${JSON.stringify(workflowId)}, got ${JSON.stringify(id)}`,
+      );
+    }
+  }
+  if (problems.length > 0 || manifest.data === undefined || plan.data === undefined) {
+    const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
+    throw new CharterError(
+      'INVALID_WORKFLOW',
+      `workflow ${JSON.stringify(workflowId)} is invalid (${count}):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
+  }
+  return deepFreeze(buildWorkflow(files.dir, manifest.data, plan.data));
+}
+
+// ---- reading ---------------------------------------------------------------------------------
+
+function readWorkflowFile(
+  projectRoot: string,
+  workflowId: string,
+  files: WorkflowFiles,
+  path: string,
+): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+      throw new CharterError('INVALID_WORKFLOW', `cannot read ${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    const known = listWorkflowIds(projectRoot);
+    const where = `workflows live in ${join(resolve(projectRoot), WORKFLOWS_DIR)}/<id>/${MANIFEST_FILE} and ${PLAN_FILE}`;
+    const knownText =
+      known.length > 0 ? `known workflows: ${known.join(', ')}` : `this project has no workflows (${where})`;
+    let what: string;
+    if (!isDirectory(files.dir)) {
+      what = `unknown workflow ${JSON.stringify(workflowId)}: there is no folder ${files.dir}`;
+    } else {
+      const yamlName = path.endsWith(MANIFEST_FILE) ? 'manifest.yaml' : 'plan.yaml';
+      const misnamed = isFile(join(files.dir, yamlName)) ? ` (found ${yamlName}: rename it to .yml)` : '';
+      what = `unknown workflow ${JSON.stringify(workflowId)}: ${path} does not exist${misnamed}`;
+    }
+    throw new CharterError('UNKNOWN_WORKFLOW', `${what}; ${knownText}`);
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+// ---- validation ------------------------------------------------------------------------------
+
+/** Refinements that must run even when the object has other problems: all problems at once. */
+const ALWAYS = { when: () => true };
+
+/** A strict object whose unknown-key problems list the allowed keys. */
+function strict<Shape extends z.ZodRawShape>(shape: Shape) {
+  const allowed = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown key (allowed: ${allowed})` : undefined),
+  });
+}
+
+const IdSchema = z.string().max(MAX_ID_LENGTH).regex(ID_PATTERN, `an id ${ID_RULE}`);
+const NameSchema = z.string().max(MAX_NAME_LENGTH).regex(NAME_PATTERN, NAME_RULE);
+const TextSchema = z.string().trim().min(1).max(10_000);
+const DescriptionSchema = z.string().max(10_000).nullish();
+
+const FieldSchema = strict({
+  type: z.enum(VALUE_TYPES as [ValueType, ...ValueType[]]),
+  required: z.boolean().nullish(),
+  default: z.unknown().optional(),
+  description: DescriptionSchema,
+  values: z.array(z.string().min(1).max(200)).max(1000).nullish(),
+}).superRefine((value, ctx) => checkField(value, ctx), ALWAYS);
+
+function fieldsSchema(noun: 'input' | 'field') {
+  return z
+    .record(NameSchema, FieldSchema)
+    .superRefine((value, ctx) => checkEnvCollisions(value, ctx, noun), ALWAYS);
+}
+
+const ManifestSchema = strict({
+  id: IdSchema,
+  name: z.string().trim().min(1).max(200),
+  description: DescriptionSchema,
+  inputs: fieldsSchema('input').nullish(),
+});
+
+const StepSchema = strict({
+  id: IdSchema,
+  run: TextSchema.optional(),
+  gate: strict({ prompt: TextSchema }).optional(),
+  input: strict({ prompt: TextSchema, fields: fieldsSchema('field') }).optional(),
+  timeout: z.unknown().optional(),
+  env: z
+    .record(
+      z
+        .string()
+        .regex(
+          ENV_NAME_PATTERN,
+          'an environment variable name is letters, digits and _, not starting with a digit',
+        )
+        .refine((name) => !name.startsWith('CHARTER_'), 'names starting with CHARTER_ are set by the daemon'),
+      z.string(),
+    )
+    .nullish(),
+  retry_on_restart: z.boolean().nullish(),
+  runtime: z.literal('python').nullish(),
+}).superRefine((value, ctx) => checkStep(value, ctx), ALWAYS);
+
+const PlanSchema = strict({
+  steps: z.array(StepSchema).min(1, 'a plan needs at least one step'),
+}).superRefine((value, ctx) => checkPlan(value, ctx), ALWAYS);
+
+export { FieldSchema, ManifestSchema, PlanSchema, StepSchema };
+export type ManifestData = z.output<typeof ManifestSchema>;
+export type PlanData = z.output<typeof PlanSchema>;
+type FieldData = z.output<typeof FieldSchema>;
+
+type Ctx = z.RefinementCtx;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const EXPECTED_DEFAULT: Record<Exclude<ValueType, 'enum'>, string> = {
+  string: 'a string',
+  boolean: 'true or false',
+  integer: 'an integer',
+  number: 'a number',
+};
+
+function checkField(value: unknown, ctx: Ctx): void {
+  if (!isRecord(value)) return;
+  const type = value.type;
+  if (typeof type !== 'string' || !(VALUE_TYPES as readonly string[]).includes(type)) return;
+  const values = value.values;
+  if (type === 'enum') {
+    if (values === undefined || values === null || (Array.isArray(values) && values.length === 0)) {
+      ctx.addIssue({ code: 'custom', path: ['values'], message: 'an enum needs a non-empty list of values' });
+    } else if (Array.isArray(values)) {
+      const seen = new Set<unknown>();
+      for (const [index, item] of values.entries()) {
+        if (seen.has(item)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['values', index],
+            message: `duplicate value ${JSON.stringify(item)}`,
+          });
+        }
+        seen.add(item);
+      }
+    }
+  } else if (values !== undefined && values !== null) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['values'],
+      message: `only allowed with type enum (this is ${type})`,
+    });
+  }
+  const given = value.default;
+  if (given === undefined || given === null) return;
+  if (value.required === true) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['default'],
+      message: 'a required value cannot have a default (remove one of them)',
+    });
+  }
+  if (type === 'enum') {
+    if (!Array.isArray(values)) return;
+    if (typeof given !== 'string' || !values.includes(given)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['default'],
+        message: `must be one of ${values.map(String).join(', ')}, got ${describeYaml(given)}`,
+      });
+    }
+    return;
+  }
+  const matches =
+    type === 'string'
+      ? typeof given === 'string'
+      : type === 'boolean'
+        ? typeof given === 'boolean'
+        : type === 'integer'
+          ? Number.isSafeInteger(given)
+          : typeof given === 'number' && Number.isFinite(given);
+  if (!matches) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['default'],
+      message: `expected ${EXPECTED_DEFAULT[type as Exclude<ValueType, 'enum'>]} (the type is ${type}), got ${describeYaml(given)}`,
+    });
+  }
+}
+
+/** Two names that give the same environment variable (`dry-run`, `dry_run`, `DRY_RUN`) are refused. */
+function checkEnvCollisions(value: unknown, ctx: Ctx, noun: 'input' | 'field'): void {
+  if (!isRecord(value)) return;
+  if (noun === 'field' && Object.keys(value).length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'an input step needs at least one field' });
+  }
+  if (noun !== 'input') return; // fields collide across steps: checked for the whole plan
+  const seen = new Map<string, string>();
+  for (const name of Object.keys(value)) {
+    if (!NAME_PATTERN.test(name)) continue;
+    const variable = inputEnvVar(name);
+    const other = seen.get(variable);
+    if (other !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [name],
+        message: `becomes ${variable} like input ${JSON.stringify(other)}; rename one of them`,
+      });
+    } else {
+      seen.set(variable, name);
+    }
+  }
+}
+
+const STEP_KINDS = ['run', 'gate', 'input'] as const;
+const RUN_ONLY_KEYS = ['timeout', 'env', 'retry_on_restart', 'runtime'] as const;
+
+function checkStep(value: unknown, ctx: Ctx): void {
+  if (!isRecord(value)) return;
+  const kinds = STEP_KINDS.filter((kind) => value[kind] !== undefined);
+  if (kinds.length !== 1) {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        kinds.length === 0
+          ? 'a step needs exactly one of run, gate, input'
+          : `a step has exactly one of run, gate, input (this one has ${kinds.join(' and ')})`,
+    });
+  }
+  if (kinds.length === 1 && kinds[0] !== 'run') {
+    for (const key of RUN_ONLY_KEYS) {
+      if (value[key] !== undefined && value[key] !== null) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `only allowed on run steps (this is a ${kinds[0]} step)`,
+        });
+      }
+    }
+  }
+  const timeout = value.timeout;
+  if (timeout !== undefined && timeout !== null && parseTimeout(timeout) === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['timeout'],
+      message: `expected a duration such as 500ms, 30s, 10m or 2h (more than 0, at most ${MAX_DURATION_MS / 86_400_000} days), got ${describeYaml(timeout)}`,
+    });
+  }
+}
+
+function parseTimeout(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) ? parseDuration(String(value)) : undefined;
+  return typeof value === 'string' ? parseDuration(value) : undefined;
+}
+
+function checkPlan(value: unknown, ctx: Ctx): void {
+  if (!isRecord(value) || !Array.isArray(value.steps)) return;
+  const stepIds = new Map<string, number>();
+  const variables = new Map<string, string>();
+  for (const [index, step] of value.steps.entries()) {
+    if (!isRecord(step) || typeof step.id !== 'string') continue;
+    const first = stepIds.get(step.id);
+    if (first !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['steps', index, 'id'],
+        message: `duplicate step id ${JSON.stringify(step.id)} (also steps.${first}.id)`,
+      });
+    } else {
+      stepIds.set(step.id, index);
+    }
+    const fields = isRecord(step.input) ? step.input.fields : undefined;
+    if (!isRecord(fields) || !ID_PATTERN.test(step.id)) continue;
+    for (const name of Object.keys(fields)) {
+      if (!NAME_PATTERN.test(name)) continue;
+      const variable = stepFieldEnvVar(step.id, name);
+      const where = `steps.${index}.input.fields.${name}`;
+      const other = variables.get(variable);
+      if (other !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['steps', index, 'input', 'fields', name],
+          message: `becomes ${variable} like ${other}; rename one of them`,
+        });
+      } else {
+        variables.set(variable, where);
+      }
+    }
+  }
+}
+
+// ---- problems --------------------------------------------------------------------------------
+
+const EXPECTED: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'true or false',
+  object: 'a mapping',
+  record: 'a mapping',
+  array: 'a list',
+};
+
+/** Messages for zod's own issues; refinements bring their own. */
+const errorMap: z.core.$ZodErrorMap = (issue) => {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return 'required';
+      return `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${describeYaml(issue.input)}`;
+    case 'invalid_value':
+      if (issue.input === undefined) return 'required';
+      return issue.values.length === 1
+        ? `expected ${String(issue.values[0])}, got ${describeYaml(issue.input)}`
+        : `expected one of ${issue.values.map(String).join(', ')}, got ${describeYaml(issue.input)}`;
+    case 'too_small':
+      if (issue.origin === 'string') return 'must not be empty';
+      return `must have at least ${String(issue.minimum)} item(s)`;
+    case 'too_big':
+      if (issue.origin === 'string') return `must be at most ${String(issue.maximum)} characters`;
+      return `must have at most ${String(issue.maximum)} items`;
+    case 'invalid_key':
+      return issue.issues[0]?.message ?? 'invalid name';
+    default:
+      return undefined;
+  }
+};
+
+/** A short description of a YAML value for a problem message. */
+function describeYaml(value: unknown): string {
+  if (value === null) return 'nothing';
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return typeof value;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.length === 0 ? '(root)' : path.map(String).join('.');
+}
+
+function validateFile<Schema extends z.ZodType>(
+  file: string,
+  text: string,
+  schema: Schema,
+  problems: string[],
+): { raw?: unknown; data?: z.output<Schema> } {
+  const document = parseDocument(text);
+  if (document.errors.length > 0) {
+    for (const error of document.errors) {
+      const line = error.message.split('\n')[0]?.replace(/:$/, '') ?? error.code;
+      problems.push(`${file}: not valid YAML: ${line}`);
+    }
+    return {};
+  }
+  const raw: unknown = document.toJS({ maxAliasCount: 100 });
+  if (raw === null || raw === undefined) {
+    problems.push(`${file}: the file is empty; expected a mapping (see docs/workflows.md)`);
+    return { raw };
+  }
+  const parsed = schema.safeParse(raw, { error: errorMap });
+  if (parsed.success) return { raw, data: parsed.data };
+  for (const issue of parsed.error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys)
+        problems.push(`${file}: ${formatPath([...issue.path, key])}: ${issue.message}`);
+    } else {
+      problems.push(`${file}: ${formatPath(issue.path)}: ${issue.message}`);
+    }
+  }
+  return { raw };
+}
+
+// ---- building --------------------------------------------------------------------------------
+
+function toFieldSpec(field: FieldData): FieldSpec {
+  const spec: {
+    type: ValueType;
+    required: boolean;
+    default?: string | number | boolean;
+    description: string | null;
+    values: readonly string[] | null;
+  } = {
+    type: field.type,
+    required: field.required ?? false,
+    description: field.description ?? null,
+    values: field.type === 'enum' ? (field.values ?? []) : null,
+  };
+  const given = field.default;
+  if (typeof given === 'string' || typeof given === 'number' || typeof given === 'boolean')
+    spec.default = given;
+  return spec;
+}
+
+function toFieldSpecs(fields: Record<string, FieldData> | null | undefined): Record<string, FieldSpec> {
+  const specs: Record<string, FieldSpec> = {};
+  for (const [name, field] of Object.entries(fields ?? {})) specs[name] = toFieldSpec(field);
+  return specs;
+}
+
+function toStep(step: PlanData['steps'][number]): Step {
+  if (step.gate !== undefined) return { kind: 'gate', id: step.id, prompt: step.gate.prompt };
+  if (step.input !== undefined) {
+    return { kind: 'input', id: step.id, prompt: step.input.prompt, fields: toFieldSpecs(step.input.fields) };
+  }
+  return {
+    kind: 'run',
+    id: step.id,
+    command: step.run ?? '',
+    timeoutMs:
+      step.timeout === undefined || step.timeout === null ? null : (parseTimeout(step.timeout) ?? null),
+    env: { ...(step.env ?? {}) },
+    runtime: step.runtime ?? null,
+    retryOnRestart: step.retry_on_restart ?? false,
+  };
+}
+
+function buildWorkflow(dir: string, manifest: ManifestData, plan: PlanData): Workflow {
+  return {
+    id: manifest.id,
+    name: manifest.name,
+    description: manifest.description ?? null,
+    inputs: toFieldSpecs(manifest.inputs),
+    steps: plan.steps.map(toStep),
+    dir,
+  };
+}
