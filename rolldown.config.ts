@@ -12,17 +12,20 @@ import { defineConfig } from 'rolldown';
 const commandsDir = 'dist/commands';
 const lazyDaemonModules = /[\\/]dist[\\/]src[\\/](daemon[\\/]|cli[\\/]launcher\.js)/;
 
-export default readdirSync(commandsDir)
-  .filter((file) => file.endsWith('.js'))
-  .map((file) =>
-    defineConfig({
-      input: `${commandsDir}/${file}`,
-      platform: 'node',
-      external: (id, _importer, isResolved) => {
-        if (isResolved) return lazyDaemonModules.test(id);
-        if (id.startsWith('.') || id.startsWith('/')) return false;
-        return !(id === 'zod' || id.startsWith('zod/'));
-      },
-      output: { dir: 'dist/commands-bundled', format: 'esm', sourcemap: true, codeSplitting: false },
-    }),
-  );
+/** Command files, topics included (`runs/list.js`), relative to dist/commands. */
+const commandFiles = (readdirSync(commandsDir, { recursive: true }) as string[]).filter((file) =>
+  file.endsWith('.js'),
+);
+
+export default commandFiles.map((file) =>
+  defineConfig({
+    input: { [file.replace(/\.js$/, '')]: `${commandsDir}/${file}` },
+    platform: 'node',
+    external: (id, _importer, isResolved) => {
+      if (isResolved) return lazyDaemonModules.test(id);
+      if (id.startsWith('.') || id.startsWith('/')) return false;
+      return !(id === 'zod' || id.startsWith('zod/'));
+    },
+    output: { dir: 'dist/commands-bundled', format: 'esm', sourcemap: true, codeSplitting: false },
+  }),
+);

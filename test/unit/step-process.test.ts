@@ -393,17 +393,44 @@ describe('startStepProcess', { timeout: 10_000 }, () => {
   });
 
   it('leaves no timer running once done', async () => {
-    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-    const before = timers();
-    const { step, done } = run("trap '' TERM; sleep 30 & echo x; sleep 30", {
-      timeoutMs: 100,
-      killGraceMs: 200,
-      output: { flushMs: 5_000 },
-    });
-    expect(timers()).toBeGreaterThan(before);
-    expect((await done).kind).toBe('timed_out');
-    expectGroupGone(step.pid);
-    expect(timers()).toBeLessThanOrEqual(before);
+    // Every timer step-process.ts starts must have fired or been cleared when `done` resolves.
+    const realSetTimeout = globalThis.setTimeout;
+    const realClearTimeout = globalThis.clearTimeout;
+    const open = new Set<unknown>();
+    const patchedSet = (callback: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+      const mine = new Error().stack?.includes('src/workflow/step-process') ?? false;
+      const handle: unknown = realSetTimeout(
+        (...a: unknown[]) => {
+          open.delete(handle);
+          callback(...a);
+        },
+        ms,
+        ...args,
+      );
+      if (mine) open.add(handle);
+      return handle;
+    };
+    const patchedClear = (handle?: Parameters<typeof clearTimeout>[0]) => {
+      open.delete(handle);
+      realClearTimeout(handle);
+    };
+    globalThis.setTimeout = patchedSet as unknown as typeof setTimeout;
+    globalThis.clearTimeout = patchedClear as typeof clearTimeout;
+    try {
+      const { step, done } = run("trap '' TERM; sleep 30 & echo x; sleep 30", {
+        timeoutMs: 100,
+        killGraceMs: 200,
+        output: { flushMs: 5_000 },
+      });
+      await new Promise((resolve) => realSetTimeout(resolve, 50));
+      expect(open.size).toBeGreaterThanOrEqual(2); // the timeout and the pending flush at least
+      expect((await done).kind).toBe('timed_out');
+      expectGroupGone(step.pid);
+      expect(open.size).toBe(0);
+    } finally {
+      globalThis.setTimeout = realSetTimeout;
+      globalThis.clearTimeout = realClearTimeout;
+    }
   });
 
   it('delivers every chunk before done resolves', async () => {
