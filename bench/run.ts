@@ -8,6 +8,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { round1, roundStats, type Stats, summarize, timeNodeOk } from './measure.js';
+import { printRuns, runsBench } from './runs.js';
 
 const RUNS = 30;
 const WARMUPS = 3;
@@ -37,11 +38,16 @@ function prepareBaseline(): void {
   if (manifest.status !== 0) throw new Error(`oclif manifest failed:\n${manifest.stdout}${manifest.stderr}`);
 }
 
-function makeProject(): string {
+function makeProject(charterYml = 'name: bench\n'): string {
   const dir = mkdtempSync(join(tmpdir(), 'cdb-'));
   tempDirs.add(dir);
-  writeFileSync(join(dir, 'charter.yml'), 'name: bench\n');
+  writeFileSync(join(dir, 'charter.yml'), charterYml);
   return dir;
+}
+
+function removeProject(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
 }
 
 async function startDaemon(project: string): Promise<number> {
@@ -53,6 +59,19 @@ async function stopDaemon(project: string): Promise<number> {
   const { ms } = await timeNodeOk([cli, 'stop', '--project-path', project], repoRoot);
   daemons.delete(project);
   return ms;
+}
+
+/** `stop`, then `stop --force` when the graceful stop fails. */
+async function stopOrKill(project: string): Promise<void> {
+  try {
+    await stopDaemon(project);
+  } catch (error) {
+    console.error(`graceful stop failed, forcing: ${error instanceof Error ? error.message : error}`);
+    spawnSync(process.execPath, [cli, 'stop', '--force', '--timeout', '5', '--project-path', project], {
+      stdio: 'ignore',
+    });
+    daemons.delete(project);
+  }
 }
 
 /** Resident memory of the daemon, in MiB, from the pid that `status --json` reports (Linux only). */
@@ -134,8 +153,7 @@ async function main(): Promise<void> {
     const fresh = makeProject();
     starts.push(await startDaemon(fresh));
     stops.push(await stopDaemon(fresh));
-    rmSync(fresh, { recursive: true, force: true });
-    tempDirs.delete(fresh);
+    removeProject(fresh);
   }
   const start = summarize(starts);
   const stop = summarize(stops);
@@ -185,6 +203,17 @@ async function main(): Promise<void> {
     `\n3. Daemon RSS: ${mib(rssAfterStart)} after start, ${mib(rssAfterStatus)} after ${WARMUPS + RUNS} status calls`,
   );
 
+  // 4–5. Runs: parked at a gate, and trivial runs through the concurrency limit.
+  const runs = await runsBench({
+    repoRoot,
+    cli,
+    makeProject,
+    startDaemon,
+    stopDaemon: stopOrKill,
+    removeProject,
+  });
+  printRuns(runs, verdict);
+
   const results = {
     date: new Date().toISOString(),
     node: process.version,
@@ -201,7 +230,8 @@ async function main(): Promise<void> {
     },
     daemon_wall_ms: { runs: START_RUNS, start: roundStats(start), stop: roundStats(stop) },
     daemon_rss_mib: { after_start: rssAfterStart, after_status_calls: rssAfterStatus },
-    goals,
+    runs: { parked: runs.parked, trivial: runs.trivial },
+    goals: { ...goals, ...runs.goals },
   };
   mkdirSync(join(repoRoot, 'dist/bench'), { recursive: true });
   writeFileSync(resultsPath, `${JSON.stringify(results, null, 2)}\n`);

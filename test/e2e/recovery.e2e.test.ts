@@ -5,12 +5,20 @@
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as z from 'zod/mini';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import * as z from 'zod/mini';
 import { ControlConnection } from '../../src/control/client.js';
 import { daemonPaths } from '../../src/project/paths.js';
 import type { RunDetail } from '../../src/protocol/runs.js';
-import { assertBuilt, daemonPids, destroyProject, makeProject, repoRoot, runCli, waitUntil } from '../support/cli.js';
+import {
+  assertBuilt,
+  daemonPids,
+  destroyProject,
+  makeProject,
+  repoRoot,
+  runCli,
+  waitUntil,
+} from '../support/cli.js';
 
 const anything = z.unknown();
 const projects: string[] = [];
@@ -37,12 +45,19 @@ function project(extraWorkflows: Record<string, { manifest: string; plan: string
 async function start(root: string): Promise<ControlConnection> {
   const result = await runCli(['start', '--project-path', root]);
   expect(result.code, result.stderr).toBe(0);
-  const connection = await ControlConnection.open({ socketPath: daemonPaths(root).socketPath, clientVersion: 'test' });
+  const connection = await ControlConnection.open({
+    socketPath: daemonPaths(root).socketPath,
+    clientVersion: 'test',
+  });
   connections.push(connection);
   return connection;
 }
 
-async function submit(connection: ControlConnection, workflowId: string, inputs: Record<string, unknown> = {}) {
+async function submit(
+  connection: ControlConnection,
+  workflowId: string,
+  inputs: Record<string, unknown> = {},
+) {
   const ack = (await connection.request('run.submit', { workflow_id: workflowId, inputs }, anything)) as {
     run_id: string;
   };
@@ -99,9 +114,21 @@ describe('runs across a daemon crash', () => {
     const waiting = await submit(connection, 'greet', { name: 'Ana' });
     const running = await submit(connection, 'slow');
     const retried = await submit(connection, 'retry');
-    await until(() => connection, waiting, (run) => run.state === 'waiting');
-    await until(() => connection, running, (run) => run.state === 'running' && run.steps[0]?.state === 'running');
-    await until(() => connection, retried, (run) => run.state === 'running');
+    await until(
+      () => connection,
+      waiting,
+      (run) => run.state === 'waiting',
+    );
+    await until(
+      () => connection,
+      running,
+      (run) => run.state === 'running' && run.steps[0]?.state === 'running',
+    );
+    await until(
+      () => connection,
+      retried,
+      (run) => run.state === 'running',
+    );
     await waitUntil(() => runProcesses(running).length > 0, 5000, 'the slow step process');
     expect(runProcesses(retried).length).toBeGreaterThan(0);
 
@@ -121,16 +148,31 @@ describe('runs across a daemon crash', () => {
     expect(interrupted.steps[0]).toMatchObject({ state: 'interrupted' });
 
     // retry_on_restart: queued again and running its step a second time.
-    const again = await until(() => connection, retried, (run) => run.state === 'running' && run.steps[0]?.state === 'running');
+    const again = await until(
+      () => connection,
+      retried,
+      (run) => run.state === 'running' && run.steps[0]?.state === 'running',
+    );
     expect(again.steps[0]?.attempt).toBe(2);
     await waitUntil(() => runProcesses(retried).length > 0, 5000, 'the retried step process');
 
     // The waiting run survived and can be driven to the end.
-    expect(await show(connection, waiting)).toMatchObject({ state: 'waiting', waiting: { step_id: 'confirm' } });
+    expect(await show(connection, waiting)).toMatchObject({
+      state: 'waiting',
+      waiting: { step_id: 'confirm' },
+    });
     await connection.request('gate.decide', { run_id: waiting, decision: 'approve' }, anything);
-    await until(() => connection, waiting, (run) => run.state === 'waiting' && run.waiting?.kind === 'input');
+    await until(
+      () => connection,
+      waiting,
+      (run) => run.state === 'waiting' && run.waiting?.kind === 'input',
+    );
     await connection.request('input.submit', { run_id: waiting, answers: { count: 1 } }, anything);
-    const done = await until(() => connection, waiting, (run) => run.state === 'succeeded');
+    const done = await until(
+      () => connection,
+      waiting,
+      (run) => run.state === 'succeeded',
+    );
     expect(done.answers).toEqual({ details: { count: 1 } });
 
     // stop: no process of a run outlives the daemon.
@@ -143,10 +185,18 @@ describe('runs across a daemon crash', () => {
     const root = project();
     const connection = await start(root);
     const runId = await submit(connection, 'slow');
-    await until(() => connection, runId, (run) => run.state === 'running' && run.steps[0]?.state === 'running');
+    await until(
+      () => connection,
+      runId,
+      (run) => run.state === 'running' && run.steps[0]?.state === 'running',
+    );
     await waitUntil(() => runProcesses(runId).length > 0, 5000, 'the step process');
     await connection.request('run.cancel', { run_id: runId }, anything);
-    await until(() => connection, runId, (run) => run.state === 'cancelled');
+    await until(
+      () => connection,
+      runId,
+      (run) => run.state === 'cancelled',
+    );
     expect(runProcesses(runId)).toEqual([]);
   });
 });
@@ -156,12 +206,20 @@ describe('the project runtime', () => {
     const root = project();
     const connection = await start(root);
     const without = await submit(connection, 'py');
-    const failed = await until(() => connection, without, (run) => run.state === 'failed');
+    const failed = await until(
+      () => connection,
+      without,
+      (run) => run.state === 'failed',
+    );
     expect(failed.reason).toContain('charter install');
 
     execFileSync('python3', ['-m', 'venv', join(root, '.charter', '.venv')], { stdio: 'ignore' });
     const withVenv = await submit(connection, 'py');
-    const succeeded = await until(() => connection, withVenv, (run) => run.state !== 'queued' && run.state !== 'running');
+    const succeeded = await until(
+      () => connection,
+      withVenv,
+      (run) => run.state !== 'queued' && run.state !== 'running',
+    );
     expect(succeeded.state).toBe('succeeded');
     let output = '';
     await connection.stream('run.logs', { run_id: withVenv }, anything, (batch) => {

@@ -1,0 +1,71 @@
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
+import { DaemonCommand } from '../src/cli/base-command.js';
+import { connectToDaemon, targetProject } from '../src/cli/daemon-client.js';
+import { checkRunId, projectSuffix } from '../src/cli/format.js';
+import { CharterError } from '../src/errors/charter-error.js';
+import { type RunAck, RunAckSchema } from '../src/protocol/runs.js';
+
+export default class SubmitInput extends DaemonCommand {
+  static override summary = 'Answer the input step a run waits at, with a JSON object of field values.';
+  static override description =
+    `--answers is a JSON object mapping field names to values. The daemon checks them like run inputs: strings are read by the field's type, defaults fill absent fields, unknown and missing required fields are refused.
+Refused answers fail with INVALID_ANSWERS listing every problem, and the run keeps waiting: fix them and submit again. \`charter-daemon runs show RUN_ID\` lists the fields, their types and which are required.
+Prints the run's new state (--json: {"run_id", "state"}).`;
+  static override examples = [
+    `<%= config.bin %> submit-input r01M895FFEVNRBYAD18R06K01NW --answers '{"count": 2, "note": "hi"}'`,
+    `<%= config.bin %> submit-input r01M895FFEVNRBYAD18R06K01NW --answers '{"count": "2"}' --json`,
+  ];
+  static override enableJsonFlag = true;
+  static override args = {
+    run_id: Args.string({ description: 'The run waiting at an input step.', required: true }),
+  };
+  static override flags = {
+    answers: Flags.string({
+      description: 'The answers, as a JSON object: {"field": value, …}.',
+      required: true,
+      helpValue: 'JSON_OBJECT',
+    }),
+  };
+
+  async run(): Promise<RunAck | undefined> {
+    const { args, flags } = await this.parse(SubmitInput);
+    const answers = parseAnswers(flags.answers);
+    const runId = checkRunId(args.run_id);
+    const target = targetProject(flags['project-path']);
+    const connection = await connectToDaemon(target, this.warnUser);
+    let ack: RunAck;
+    try {
+      ack = await connection.request('input.submit', { run_id: runId, answers }, RunAckSchema, {
+        timeoutMs: 10_000,
+      });
+    } finally {
+      connection.close();
+    }
+    if (this.jsonEnabled()) return ack;
+    this.log(`run ${ack.run_id} answered: now ${ack.state}`);
+    this.log(`  follow: charter-daemon logs ${ack.run_id} --follow${projectSuffix(target)}`);
+    return undefined;
+  }
+}
+
+function parseAnswers(text: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new CharterError(
+      'INVALID_FLAG',
+      `--answers: not valid JSON (${error instanceof Error ? error.message : String(error)})`,
+    );
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new CharterError(
+      'INVALID_FLAG',
+      `--answers: expected a JSON object such as '{"count": 2}', got ${
+        Array.isArray(parsed) ? 'an array' : parsed === null ? 'null' : `a ${typeof parsed}`
+      }`,
+    );
+  }
+  return parsed as Record<string, unknown>;
+}
