@@ -55,6 +55,8 @@ export interface RunsResults {
     readonly runs: number;
     readonly submit_ms: number;
     readonly submissions_per_s: number;
+    readonly first_1000_per_s: number;
+    readonly last_1000_per_s: number;
     readonly all_waiting_ms: number;
     readonly rss_idle_mib: number | null;
     readonly rss_parked_mib: number | null;
@@ -210,7 +212,13 @@ function parkedRuns(host: BenchHost): Promise<RunsResults['parked']> {
   return withDaemon(host, charterYml, workflow, async ({ project, pid, connection }) => {
     const rssIdle = rssMiB(pid);
     const started = performance.now();
-    const submitMs = await pool(PARKED, WINDOW, () => submit(connection, 'park'));
+    const acked: number[] = [];
+    const submitMs = await pool(PARKED, WINDOW, async () => {
+      await submit(connection, 'park');
+      acked.push(performance.now());
+    });
+    const rate = (from: number, to: number): number =>
+      Math.round((to - from) / (((acked[to - 1] ?? NaN) - (acked[from - 1] ?? started)) / 1000));
     await waitForRuns(connection, (runs) => runs.waiting === PARKED, 300_000);
     const allWaitingMs = performance.now() - started;
     const rssParked = rssMiB(pid);
@@ -223,6 +231,8 @@ function parkedRuns(host: BenchHost): Promise<RunsResults['parked']> {
       runs: PARKED,
       submit_ms: Math.round(submitMs),
       submissions_per_s: Math.round(PARKED / (submitMs / 1000)),
+      first_1000_per_s: rate(0, 1000),
+      last_1000_per_s: rate(PARKED - 1000, PARKED),
       all_waiting_ms: Math.round(allWaitingMs),
       rss_idle_mib: rssIdle,
       rss_parked_mib: rssParked,
@@ -294,7 +304,11 @@ export function printRuns(results: RunsResults, verdict: (met: boolean) => strin
   console.log(
     `\n4. ${parked.runs} runs parked at a gate, submitted over one connection (${WINDOW} in flight)`,
   );
-  console.log(`  ${'submissions/s'.padEnd(34)}${String(parked.submissions_per_s).padStart(8)}`);
+  const perS = (label: string, value: number): void =>
+    console.log(`  ${label.padEnd(34)}${String(value).padStart(8)}`);
+  perS('submissions/s, all', parked.submissions_per_s);
+  perS('submissions/s, first 1000', parked.first_1000_per_s);
+  perS('submissions/s, last 1000', parked.last_1000_per_s);
   console.log(`  ${'until all waiting (ms)'.padEnd(34)}${String(parked.all_waiting_ms).padStart(8)}`);
   console.log(`  ${'daemon RSS idle'.padEnd(34)}${mib(parked.rss_idle_mib).padStart(10)}`);
   console.log(

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import * as Flags from '@oclif/core/flags';
 import { DaemonCommand } from '../src/cli/base-command.js';
 import { fetchStatus, targetProject } from '../src/cli/daemon-client.js';
@@ -32,6 +33,15 @@ Without a gateway the daemon runs fully, "offline": events are kept in the local
     gateway: Flags.string({
       description: 'charter-gateway address (also CHARTER_GATEWAY_URL or gateway.url in charter.yml).',
       helpValue: 'URL',
+    }),
+    'gateway-token-file': Flags.string({
+      description: 'File with the gateway token, re-read at every connect (else CHARTER_GATEWAY_TOKEN).',
+      helpValue: 'FILE',
+    }),
+    'max-runs': Flags.integer({
+      description: 'Runs executing steps at once (waiting runs do not count; default 4 or daemon.max_runs).',
+      min: 1,
+      max: 1024,
     }),
     foreground: Flags.boolean({ description: 'Stay attached to the terminal instead of detaching.' }),
     'log-level': Flags.option({
@@ -75,8 +85,11 @@ Without a gateway the daemon runs fully, "offline": events are kept in the local
       if (!hasCode(error, 'DAEMON_NOT_RUNNING')) throw error;
     }
 
+    const tokenFile = flags['gateway-token-file'];
     const options = {
       ...(gatewayUrl === undefined ? {} : { gatewayUrl }),
+      ...(tokenFile === undefined ? {} : { gatewayTokenFile: resolve(tokenFile) }),
+      ...(flags['max-runs'] === undefined ? {} : { maxRuns: flags['max-runs'] }),
       ...(flags['log-level'] === undefined ? {} : { logLevel: flags['log-level'] }),
       inspect: flags.inspect,
       ...(flags['inspect-port'] === undefined ? {} : { inspectPort: flags['inspect-port'] }),

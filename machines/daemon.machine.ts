@@ -16,6 +16,7 @@ import type {
   StatusResult,
   StopParams,
 } from '../src/protocol/control.js';
+import { gatewayLinkMachine, type LinkReport } from './gateway-link.machine.js';
 import { type RunEvent, type RunPlan, type RunReport, type RunResume, runMachine } from './run.machine.js';
 
 /** Facts about this daemon process, fixed at start. */
@@ -82,6 +83,14 @@ export interface DaemonContext {
   /** Runs restored at start-up, spawned when the daemon starts serving. */
   restoring: readonly RestoredRun[];
   finished: FinishedCounts;
+  /** The gateway link as it last reported itself. */
+  gateway: {
+    state: string;
+    since: string;
+    lastError: string | null;
+    connId: string | null;
+    retryAt: number | null;
+  };
   previousShutdown: PreviousShutdown | null;
   stopReason: string | null;
   drainTimedOut: boolean;
@@ -117,6 +126,7 @@ export type DaemonEvent =
   | RunSubmitEvent
   | RunCommandEvent
   | RunReport
+  | LinkReport
   | { type: 'control.listening' }
   | { type: 'control.failed'; message: string }
   | { type: 'daemon.stop'; reason: string; timeoutMs?: number }
@@ -147,15 +157,22 @@ const emptyRunCounts = (): RunCounts => ({
   cancelled: 0,
 });
 
-function gatewayStatus(facts: DaemonFacts): GatewayLinkStatus {
-  return facts.gatewayUrl === null
-    ? { state: 'offline', url: null, since: facts.startedAt, detail: 'no gateway configured' }
-    : {
-        state: 'offline',
-        url: facts.gatewayUrl,
-        since: facts.startedAt,
-        detail: 'this daemon version has no gateway link yet: events are kept in the local store',
-      };
+function gatewayStatus(context: DaemonContext): GatewayLinkStatus {
+  const { gateway, facts } = context;
+  return {
+    state: gateway.state,
+    url: facts.gatewayUrl,
+    since: gateway.since,
+    detail:
+      facts.gatewayUrl === null
+        ? 'no gateway configured: events are kept in the local store'
+        : gateway.state === 'superseded'
+          ? 'a newer daemon process for this project holds the gateway link'
+          : gateway.lastError,
+    last_error: gateway.lastError,
+    next_retry_at: gateway.retryAt === null ? null : new Date(gateway.retryAt).toISOString(),
+    conn_id: gateway.connId,
+  };
 }
 
 /** The status the daemon reports; pure so that tests and the control plane agree. */
@@ -173,7 +190,7 @@ export function statusOf(context: DaemonContext, state: 'booting' | 'serving' | 
     socket_path: facts.socketPath,
     store_path: facts.storePath,
     log_path: facts.logPath,
-    gateway: gatewayStatus(facts),
+    gateway: gatewayStatus(context),
     runs,
     inspector: facts.inspectorUrl === null ? null : { url: facts.inspectorUrl },
   };
@@ -213,6 +230,8 @@ export const daemonMachine = setup({
     })),
     // Provided with its real step runner and checkpoints by the wiring.
     run: runMachine,
+    // Provided with its real transport by the wiring.
+    gatewayLink: gatewayLinkMachine,
   },
   actions: {
     /** Appends a lifecycle entry to the durable journal; provided by the wiring. */
@@ -336,6 +355,28 @@ export const daemonMachine = setup({
           state === 'queued' && !context.queue.includes(runId) ? [...context.queue, runId] : context.queue,
       });
     }),
+    trackGateway: assign({
+      gateway: ({ context, event }) =>
+        event.type === 'gateway.status'
+          ? {
+              state: event.state,
+              since:
+                event.state === context.gateway.state
+                  ? context.gateway.since
+                  : new Date(event.at).toISOString(),
+              lastError: event.lastError,
+              connId: event.connId,
+              retryAt: event.retryInMs === null ? null : event.at + event.retryInMs,
+            }
+          : context.gateway,
+    }),
+    startGateway: enqueueActions(({ context, enqueue }) => {
+      enqueue.spawnChild('gatewayLink', {
+        id: 'gateway',
+        systemId: 'gateway',
+        input: { url: context.facts.gatewayUrl },
+      });
+    }),
     /** Hands free slots to queued runs, oldest first. */
     admitRuns: enqueueActions(({ context, enqueue }) => {
       const executing = Object.values(context.runs).filter((run) => holdsSlot(run.state)).length;
@@ -389,6 +430,13 @@ export const daemonMachine = setup({
     queue: [],
     restoring: [],
     finished: { succeeded: 0, failed: 0, cancelled: 0 },
+    gateway: {
+      state: input.facts.gatewayUrl === null ? 'offline' : 'connecting',
+      since: input.facts.startedAt,
+      lastError: null,
+      connId: null,
+      retryAt: null,
+    },
     previousShutdown: null,
     stopReason: null,
     drainTimedOut: false,
@@ -399,6 +447,7 @@ export const daemonMachine = setup({
     'work.started': { actions: 'trackWorkStarted' },
     'work.settled': { actions: 'trackWorkSettled' },
     'run.state': { actions: 'trackRun' },
+    'gateway.status': { actions: 'trackGateway' },
     'run.command': [
       {
         guard: 'runGone',
@@ -520,6 +569,7 @@ export const daemonMachine = setup({
           }),
         },
         'restoreRuns',
+        'startGateway',
       ],
       on: {
         'run.state': { actions: ['trackRun', 'admitRuns'] },

@@ -66,6 +66,8 @@ export type LinkReport = {
   connId: string | null;
   /** Milliseconds until the next attempt, when one is planned. */
   retryInMs: number | null;
+  /** When the link entered this state (epoch ms). */
+  at: number;
 };
 
 export const BACKOFF_BASE_MS = 500;
@@ -126,6 +128,7 @@ export const gatewayLinkMachine = setup({
         lastError: context.lastError,
         connId: context.connId,
         retryInMs: params.retrying ? context.nextDelayMs : null,
+        at: Date.now(),
       }),
     ),
   },

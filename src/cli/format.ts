@@ -152,8 +152,9 @@ export function waitingLines(runId: string, waiting: Waiting, suffix = ''): stri
   if (waiting.kind === 'gate') {
     lines.push(`waiting for approval at gate "${waiting.step_id}" (${since}):`);
     lines.push(`  ${waiting.prompt}`);
-    lines.push('  approve: ' + (answerCommands(runId, waiting, suffix)[0] ?? ''));
-    lines.push('  deny:    ' + (answerCommands(runId, waiting, suffix)[1] ?? ''));
+    const [approve, deny] = answerCommands(runId, waiting, suffix);
+    lines.push(`  approve: ${approve ?? ''}`);
+    lines.push(`  deny:    ${deny ?? ''}`);
     return lines;
   }
   lines.push(`waiting for input at step "${waiting.step_id}" (${since}):`);

@@ -27,7 +27,7 @@ export function controlServerLogic(deps: ControlActorDeps) {
       logger: deps.logger,
       // The server validated method and params against the protocol schemas.
       dispatch: (call) =>
-        deps.intake(call, {
+        deps.intake.handle(call, {
           reply: (reply) => server.reply(call.key, reply),
           toRoot: (event) => sendBack(event),
         }),
@@ -37,7 +37,9 @@ export function controlServerLogic(deps: ControlActorDeps) {
       (error: unknown) => sendBack({ type: 'control.failed', message: (error as Error).message }),
     );
     receive((event) => {
-      if (event.type === 'control.reply') server.reply(event.key, event.reply);
+      if (event.type === 'control.reply') {
+        deps.intake.deliver(event.key, event.reply, (reply) => server.reply(event.key, reply));
+      }
     });
     return () => {
       void server.close();

@@ -7,8 +7,9 @@
 import type { DaemonEvent } from '../../machines/daemon.machine.js';
 import type { ControlCall } from '../control/server.js';
 import { CharterError, isCharterError } from '../errors/charter-error.js';
-import type { ControlReply } from '../protocol/control.js';
-import type { ControlParams } from '../protocol/methods.js';
+import type { ControlReply, StatusResult } from '../protocol/control.js';
+import { type CommandFrame, commandArgs } from '../protocol/gateway.js';
+import { type ControlParams, methodParams } from '../protocol/methods.js';
 import type { LogEntry, RunDetail } from '../protocol/runs.js';
 import type { RunRecord } from '../store/run-store.js';
 import type { Store } from '../store/store.js';
@@ -32,10 +33,21 @@ export interface IntakeDeps {
 const LOG_BATCH = 500;
 const TERMINAL_EVENTS = new Set(['run.succeeded', 'run.failed', 'run.cancelled']);
 
-export type Intake = (call: ControlCall, io: CallIo) => void;
+export interface Intake {
+  /** A control call from the socket. */
+  handle(call: ControlCall, io: CallIo): void;
+  /** A command from the gateway, already stored and acknowledged: same validation, same root events. */
+  applyGatewayCommand(command: CommandFrame, toRoot: (event: DaemonEvent) => void): void;
+  /** The root's answer to a call: to the socket client, or (for gateway commands) upstream. */
+  deliver(key: string, reply: ControlReply, toClient: (reply: ControlReply) => boolean): void;
+}
+
+const GATEWAY_KEY = 'gw:';
 
 export function createIntake(deps: IntakeDeps): Intake {
   const { store, catalog, bus } = deps;
+  /** Status calls in flight: their answers get the store's outbox figures added. */
+  const statusKeys = new Set<string>();
 
   const fail = (io: CallIo, error: unknown) => {
     const wire = isCharterError(error)
@@ -57,7 +69,12 @@ export function createIntake(deps: IntakeDeps): Intake {
     return record;
   }
 
-  function submit(call: ControlCall, params: ControlParams<'run.submit'>, io: CallIo): void {
+  function submit(
+    call: ControlCall,
+    params: ControlParams<'run.submit'>,
+    io: CallIo,
+    runId = newRunId(),
+  ): void {
     const workflow = catalog.get(params.workflow_id);
     const inputs = coerceInputs(workflow.inputs, params.inputs);
     if (!inputs.ok) {
@@ -66,7 +83,7 @@ export function createIntake(deps: IntakeDeps): Intake {
         `inputs of ${workflow.id} refused:\n${inputs.problems.map((p) => `  - ${p}`).join('\n')}`,
       );
     }
-    io.toRoot({ type: 'run.submit', key: call.key, runId: newRunId(), plan: workflow, inputs: inputs.value });
+    io.toRoot({ type: 'run.submit', key: call.key, runId, plan: workflow, inputs: inputs.value });
   }
 
   function submitInput(call: ControlCall, params: ControlParams<'input.submit'>, io: CallIo): void {
@@ -138,10 +155,13 @@ export function createIntake(deps: IntakeDeps): Intake {
     if (!done && (!params.follow || current?.finishedAt !== null)) finish(current?.state ?? detail.state);
   }
 
-  return (call, io) => {
+  function handle(call: ControlCall, io: CallIo, runId?: string): void {
     try {
       switch (call.method) {
         case 'status':
+          statusKeys.add(call.key);
+          io.toRoot({ type: 'control.request', ...call } as DaemonEvent);
+          return;
         case 'stop':
           io.toRoot({ type: 'control.request', ...call } as DaemonEvent);
           return;
@@ -156,7 +176,7 @@ export function createIntake(deps: IntakeDeps): Intake {
           return;
         }
         case 'run.submit':
-          submit(call, call.params as ControlParams<'run.submit'>, io);
+          submit(call, call.params as ControlParams<'run.submit'>, io, runId);
           return;
         case 'gate.decide': {
           const params = call.params as ControlParams<'gate.decide'>;
@@ -197,5 +217,127 @@ export function createIntake(deps: IntakeDeps): Intake {
     } catch (error) {
       fail(io, error);
     }
-  };
+  }
+
+  function settleGatewayCommand(cmdId: string, reply: ControlReply): void {
+    const runId = store.gateway.commandRun(cmdId) ?? undefined;
+    if ('error' in reply) {
+      store.gateway.settleCommand(cmdId, {
+        status: 'rejected',
+        error: { code: reply.error.code, message: reply.error.message },
+        ...(runId === undefined ? {} : { runId }),
+      });
+      return;
+    }
+    const result = reply.result as { run_id?: string } | undefined;
+    const appliedRun = result?.run_id ?? runId;
+    store.gateway.settleCommand(cmdId, {
+      status: 'applied',
+      ...(appliedRun === undefined ? {} : { runId: appliedRun }),
+    });
+  }
+
+  function applyGatewayCommand(command: CommandFrame, toRoot: (event: DaemonEvent) => void): void {
+    const key = `${GATEWAY_KEY}${command.cmd_id}`;
+    const io: CallIo = {
+      reply: (reply) => {
+        settleGatewayCommand(command.cmd_id, reply);
+        return false;
+      },
+      toRoot,
+    };
+    const call = gatewayCall(command, key);
+    if ('error' in call) {
+      settleGatewayCommand(command.cmd_id, { error: call.error });
+      return;
+    }
+    if (call.method === 'run.submit') {
+      // The run id is chosen once and kept with the command, so re-applying it after a crash
+      // finds the run instead of starting a second one.
+      const known = store.gateway.commandRun(command.cmd_id);
+      if (known !== null && store.runs.getRecord(known) !== undefined) {
+        settleGatewayCommand(command.cmd_id, { result: { run_id: known } });
+        return;
+      }
+      const runId = known ?? newRunId();
+      store.gateway.assignRun(command.cmd_id, runId);
+      handle(call, io, runId);
+      return;
+    }
+    handle(call, io);
+  }
+
+  function deliver(key: string, reply: ControlReply, toClient: (reply: ControlReply) => boolean): void {
+    if (key.startsWith(GATEWAY_KEY)) {
+      settleGatewayCommand(key.slice(GATEWAY_KEY.length), reply);
+      return;
+    }
+    if (statusKeys.delete(key) && 'result' in reply) {
+      toClient({ result: withOutbox(reply.result as StatusResult) });
+      return;
+    }
+    toClient(reply);
+  }
+
+  function withOutbox(status: StatusResult): StatusResult {
+    const { count, oldestTs } = store.gateway.backlog();
+    return {
+      ...status,
+      gateway: {
+        ...status.gateway,
+        backlog: count,
+        oldest_unacked_age_seconds:
+          oldestTs === null ? null : Math.max(0, (Date.now() - Date.parse(oldestTs)) / 1000),
+      },
+    };
+  }
+
+  return { handle: (call, io) => handle(call, io), applyGatewayCommand, deliver };
+}
+
+/** A gateway command as the control call it stands for, validated by the same schemas. */
+function gatewayCall(
+  command: CommandFrame,
+  key: string,
+): ControlCall | { error: { code: string; message: string } } {
+  const argsSchema = commandArgs[command.kind];
+  const args = argsSchema.safeParse(command.args);
+  if (!args.success) {
+    return {
+      error: {
+        code: 'INVALID_PARAMS',
+        message: `invalid args for ${command.kind}: ${args.error.issues[0]?.message}`,
+      },
+    };
+  }
+  const needsRun = command.kind !== 'run.start';
+  if (needsRun && command.run_id === undefined) {
+    return { error: { code: 'INVALID_PARAMS', message: `${command.kind} needs run_id` } };
+  }
+  const raw = ((): { method: ControlCall['method']; params: unknown } => {
+    const a = args.data as Record<string, unknown>;
+    switch (command.kind) {
+      case 'run.start':
+        return { method: 'run.submit', params: { workflow_id: a.workflow_id, inputs: a.inputs ?? {} } };
+      case 'run.cancel':
+        return {
+          method: 'run.cancel',
+          params: { run_id: command.run_id, ...(a.reason ? { reason: a.reason } : {}) },
+        };
+      case 'gate.decide':
+        return { method: 'gate.decide', params: { run_id: command.run_id, ...a } };
+      case 'input.submit':
+        return { method: 'input.submit', params: { run_id: command.run_id, ...a } };
+    }
+  })();
+  const params = methodParams[raw.method].safeParse(raw.params);
+  if (!params.success) {
+    return {
+      error: {
+        code: 'INVALID_PARAMS',
+        message: `invalid ${command.kind}: ${params.error.issues[0]?.message}`,
+      },
+    };
+  }
+  return { key, method: raw.method, params: params.data };
 }

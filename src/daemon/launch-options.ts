@@ -8,6 +8,8 @@ import { LOG_LEVELS } from '../logging/levels.js';
 export const LaunchOptionsSchema = z.strictObject({
   projectRoot: z.string().min(1),
   gatewayUrl: z.string().optional(),
+  /** File holding the gateway token (re-read at every connect); else CHARTER_GATEWAY_TOKEN. */
+  gatewayTokenFile: z.string().optional(),
   logLevel: z.enum(LOG_LEVELS).optional(),
   foreground: z.boolean().default(false),
   inspect: z.boolean().default(false),

@@ -7,8 +7,11 @@ import { lstatSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type AnyActorRef, createActor, fromPromise, type InspectionEvent, toPromise } from 'xstate';
-import { daemonMachine, type RecoveryReport } from '../../machines/daemon.machine.js';
+import { type DaemonEvent, daemonMachine, type RecoveryReport } from '../../machines/daemon.machine.js';
+import { gatewayLinkMachine } from '../../machines/gateway-link.machine.js';
 import { CharterError, isCharterError } from '../errors/charter-error.js';
+import { gatewayTokenSource } from '../gateway/token.js';
+import { transportLogic } from '../gateway/transport.js';
 import { createDaemonLogger, type DaemonLogger } from '../logging/logger.js';
 import { type DaemonSettings, loadProjectConfig, resolveDaemonSettings } from '../project/config.js';
 import { daemonPaths, resolveProjectRoot } from '../project/paths.js';
@@ -88,6 +91,11 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     const startedAt = new Date().toISOString();
     const catalog = new WorkflowCatalog(projectRoot);
     const bus = new RunEventBus();
+    const intake = createIntake({ store: openStore, catalog, bus });
+    // The root, once created: gateway commands enter the actor system through it.
+    let rootRef: AnyActorRef | undefined;
+    const toRoot = (event: DaemonEvent) => rootRef?.send(event);
+    const tokens = gatewayTokenSource(options.gatewayTokenFile);
     const machine = daemonMachine.provide({
       actors: {
         controlServer: controlServerLogic({
@@ -95,7 +103,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           daemonVersion: packageVersion,
           idleTimeoutMs: settings.controlIdleTimeoutMs,
           logger: logger.child({ component: 'control' }),
-          intake: createIntake({ store: openStore, catalog, bus }),
+          intake,
         }),
         recoverState: fromPromise<RecoveryReport>(async () => {
           const last = openStore.lastOfTypes(LIFECYCLE_TYPES);
@@ -111,6 +119,22 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
             settings.killGraceMs,
           );
           return { previousShutdown, ...runs };
+        }),
+        gatewayLink: gatewayLinkMachine.provide({
+          actors: {
+            transport: transportLogic({
+              store: openStore,
+              logger: logger.child({ component: 'gateway' }),
+              hello: {
+                daemonId: openStore.daemonId,
+                epoch,
+                daemonVersion: packageVersion,
+                projectName: settings.projectName,
+              },
+              token: tokens.read,
+              applyCommand: (command) => intake.applyGatewayCommand(command, toRoot),
+            }),
+          },
         }),
         run: createRunLogic({
           projectRoot,
@@ -171,6 +195,20 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
       next: (snapshot) => {
         if (announced || !snapshot.matches('serving')) return;
         announced = true;
+        // Commands stored before a crash but never applied: apply them now (at most once each).
+        for (const pending of openStore.gateway.pendingCommands()) {
+          intake.applyGatewayCommand(
+            {
+              op: 'command',
+              dseq: pending.dseq,
+              cmd_id: pending.cmdId,
+              kind: pending.kind,
+              args: pending.args,
+              ...(pending.runId ? { run_id: pending.runId } : {}),
+            },
+            toRoot,
+          );
+        }
         writeRuntimeFile(paths.runtimeFile, {
           pid: process.pid,
           socket_path: paths.socketPath,
@@ -187,6 +225,13 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     });
 
     removeSignalHandlers.push(...installSignalHandlers(root, logger));
+    rootRef = root;
+    removeSignalHandlers.push(
+      tokens.watch(() => {
+        logger.info('the gateway token file changed: reconnecting');
+        root.system.get('gateway')?.send({ type: 'link.tokenChanged' });
+      }),
+    );
     root.start();
     const output = await toPromise(root);
     if (output.failure !== null) logger.error({ failure: output.failure }, 'daemon stopped on a failure');

@@ -95,11 +95,19 @@ export const RunCountsSchema = z.object({
 export type RunCounts = z.infer<typeof RunCountsSchema>;
 
 export const GatewayLinkStatusSchema = z.object({
+  /** offline | connecting | handshaking | authed | backoff | rejected | superseded | closed */
   /** `offline`: no link to a gateway (none configured, or not built yet); events stay in the local store. */
   state: z.string(),
   url: z.nullable(z.string()),
   since: z.nullable(z.string()),
   detail: z.nullable(z.string()),
+  /** The last error of the link (never contains the token). */
+  last_error: z.optional(z.nullable(z.string())),
+  next_retry_at: z.optional(z.nullable(z.string())),
+  conn_id: z.optional(z.nullable(z.string())),
+  /** Events stored but not yet acknowledged by the gateway. */
+  backlog: z.optional(z.int().check(z.nonnegative())),
+  oldest_unacked_age_seconds: z.optional(z.nullable(z.number())),
 });
 export type GatewayLinkStatus = z.infer<typeof GatewayLinkStatusSchema>;
 

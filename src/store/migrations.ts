@@ -92,6 +92,29 @@ export const migrations: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 3,
+    name: 'gateway outbox cursor and command inbox',
+    up: `
+      -- Upstream: the outbox is the journal after meta 'up_acked' (the gateway's cumulative ack);
+      -- acked events stay in the journal, the audit trail. Downstream: every command the
+      -- gateway sent, stored before it is acknowledged, applied at most once per cmd_id.
+      INSERT OR IGNORE INTO meta (key, value) VALUES ('up_acked', '0'), ('down_applied', '0');
+
+      CREATE TABLE inbox (
+        dseq INTEGER PRIMARY KEY,
+        cmd_id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        run_id TEXT,
+        args TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending'
+          CHECK (status IN ('pending', 'applied', 'rejected')),
+        result TEXT
+      ) STRICT;
+      CREATE INDEX inbox_pending ON inbox (status, dseq);
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { CharterError, isCharterError } from '../errors/charter-error.js';
+import { GatewayStore } from './gateway-store.js';
 import type { JournalEntry, NewJournalEntry, ReadJournalOptions } from './journal-entry.js';
 import { latestSchemaVersion, migrations } from './migrations.js';
 import { RunStore } from './run-store.js';
@@ -55,6 +56,8 @@ export class Store {
   private readonly nextEpochStmt: Database.Statement<[], { value: string }>;
   private readonly appendManyTx: (entries: readonly NewJournalEntry[]) => JournalEntry[];
   private readonly runStore: RunStore;
+  private readonly gatewayStore: GatewayStore;
+  private readonly appendListeners = new Set<(entry: JournalEntry) => void>();
 
   private constructor(path: string, db: Database.Database) {
     this.path = path;
@@ -85,6 +88,22 @@ export class Store {
     // Same connection and same journal insert: a run's row changes and its events commit in one
     // transaction.
     this.runStore = new RunStore(db, (entry) => this.insert(entry));
+    this.gatewayStore = new GatewayStore(db, (entry) => this.insert(entry));
+  }
+
+  /** The gateway's outbox cursor and command inbox. */
+  get gateway(): GatewayStore {
+    return this.gatewayStore;
+  }
+
+  /**
+   * Calls `listener` for every entry appended, synchronously and possibly inside a transaction
+   * that has not committed yet: treat it as a hint and read the store later (e.g. setImmediate).
+   * Returns the function that unsubscribes.
+   */
+  onAppend(listener: (entry: JournalEntry) => void): () => void {
+    this.appendListeners.add(listener);
+    return () => this.appendListeners.delete(listener);
   }
 
   /** Durable runs and their steps, whose events go to this journal. */
@@ -175,7 +194,9 @@ export class Store {
     };
     const { lastInsertRowid } = this.insertStmt.run(params);
     // Return what a later read would return (e.g. a Date in data comes back as a string).
-    return toEntry({ seq: Number(lastInsertRowid), ...params });
+    const stored = toEntry({ seq: Number(lastInsertRowid), ...params });
+    for (const listener of this.appendListeners) listener(stored);
+    return stored;
   }
 }
 

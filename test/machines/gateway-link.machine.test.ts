@@ -38,6 +38,7 @@ function harness(url: string | null = 'http://127.0.0.1:1') {
           lastError: null,
           connId: null,
           retryInMs: null,
+          at: 0,
         }),
     },
   });

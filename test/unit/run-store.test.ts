@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CharterError } from '../../src/errors/charter-error.js';
 import type { RunState } from '../../src/protocol/control.js';
 import type { Waiting } from '../../src/protocol/runs.js';
-import { migrations } from '../../src/store/migrations.js';
+import { latestSchemaVersion, migrations } from '../../src/store/migrations.js';
 import { LIST_RUNS_SQL, type RunStore } from '../../src/store/run-store.js';
 import { type JournalEntry, Store } from '../../src/store/store.js';
 
@@ -85,7 +85,7 @@ describe('migration 2', () => {
     raw.close();
 
     const store = open();
-    expect(store.schemaVersion()).toBe(2);
+    expect(store.schemaVersion()).toBe(latestSchemaVersion);
     expect(store.daemonId).toBe('11111111-2222-3333-4444-555555555555');
     expect(store.readJournal({})).toEqual([
       {
