@@ -12,7 +12,7 @@ import * as z from 'zod/mini';
 import { ControlConnection } from '../src/control/client.js';
 import { type RunCounts, StatusResultSchema } from '../src/protocol/control.js';
 import { packageVersion } from '../src/version.js';
-import { round1, roundStats, type Stats, summarize, timeNodeOk } from './measure.js';
+import { round1, roundStats, type Stats, summarize, timeNode, timeNodeOk } from './measure.js';
 
 const PARKED = 10_000;
 const TRIVIAL = 200;
@@ -64,6 +64,7 @@ export interface RunsResults {
     readonly latency_ms: { readonly runs_list_50: Latency; readonly status: Latency };
     /** Wall time of `runs list --limit 50 --json`, or why it was skipped. */
     readonly cli_runs_list_ms: Stats | string;
+    readonly stop: StopTiming;
   };
   readonly trivial: {
     readonly runs: number;
@@ -76,6 +77,14 @@ export interface RunsResults {
     readonly overhead_ms_per_run: number;
   };
   readonly goals: Record<string, Goal>;
+}
+
+export interface StopTiming {
+  /** From spawning `stop` until the daemon's process is gone. */
+  readonly until_exit_ms: number;
+  readonly cli_exit_code: number | null;
+  /** The first line of the CLI's error, when `stop` failed. */
+  readonly cli_error: string | null;
 }
 
 interface Daemon {
@@ -167,6 +176,27 @@ async function cliRunsList(host: BenchHost, project: string): Promise<Stats | st
   return roundStats(summarize(samples));
 }
 
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `stop`, then waits (up to 2 minutes) for the daemon to exit even when `stop` gave up. */
+async function timedStop(host: BenchHost, project: string, pid: number): Promise<StopTiming> {
+  const started = performance.now();
+  const { code, stderr } = await timeNode([host.cli, 'stop', '--project-path', project], host.repoRoot);
+  while (isAlive(pid) && performance.now() - started < 120_000) await sleep(50);
+  return {
+    until_exit_ms: Math.round(performance.now() - started),
+    cli_exit_code: code,
+    cli_error: code === 0 ? null : (stderr.split('\n').find((line) => line.trim() !== '') ?? ''),
+  };
+}
+
 /** A temp project with one workflow and a running daemon, stopped and removed afterwards. */
 async function withDaemon<T>(
   host: BenchHost,
@@ -227,6 +257,9 @@ function parkedRuns(host: BenchHost): Promise<RunsResults['parked']> {
       () => connection.request('status', {}, z.unknown()),
     ]);
     if (list === undefined || status === undefined) throw new Error('missing latencies');
+    const cliList = await cliRunsList(host, project);
+    connection.close();
+    const stop = await timedStop(host, project, pid);
     return {
       runs: PARKED,
       submit_ms: Math.round(submitMs),
@@ -239,7 +272,8 @@ function parkedRuns(host: BenchHost): Promise<RunsResults['parked']> {
       rss_per_parked_run_kib:
         rssIdle === null || rssParked === null ? null : round1(((rssParked - rssIdle) * 1024) / PARKED),
       latency_ms: { runs_list_50: list, status },
-      cli_runs_list_ms: await cliRunsList(host, project),
+      cli_runs_list_ms: cliList,
+      stop,
     };
   });
 }
@@ -331,6 +365,11 @@ export function printRuns(results: RunsResults, verdict: (met: boolean) => strin
     typeof cli === 'string'
       ? `  CLI runs list --limit 50 --json: ${cli}`
       : `  CLI runs list --limit 50 --json, wall ms, N=${cli.n}: median ${cli.median}, p90 ${cli.p90}, min ${cli.min}`,
+  );
+  const stop = parked.stop;
+  console.log(
+    `  stop with ${parked.runs} parked runs: daemon gone after ${stop.until_exit_ms} ms; CLI stop exited ${stop.cli_exit_code}` +
+      (stop.cli_error === null ? '' : ` (${stop.cli_error})`),
   );
   console.log(
     `\n5. ${trivial.runs} runs of \`run: "true"\` through max_runs ${trivial.max_runs}, submitted at once`,

@@ -18,7 +18,7 @@ Without --follow, prints the history so far and exits; with --follow, keeps prin
   static override examples = [
     '<%= config.bin %> logs r01M895FFEVNRBYAD18R06K01NW',
     '<%= config.bin %> logs r01M895FFEVNRBYAD18R06K01NW --follow',
-    `<%= config.bin %> logs r01M895FFEVNRBYAD18R06K01NW --json | jq -r 'select(.type == "step.output") | .data.text'`,
+    `<%= config.bin %> logs r01M895FFEVNRBYAD18R06K01NW --json | jq -j 'select(.type == "step.output") | .data.text'`,
   ];
   static override args = {
     run_id: Args.string({ description: 'The run whose log to print.', required: true }),

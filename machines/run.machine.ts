@@ -59,6 +59,8 @@ export interface RunContext {
   /** Attempt of the current step (a `retry_on_restart` step re-runs with attempt + 1). */
   attempt: number;
   reason: string | null;
+  /** Who cancelled the run and why (recorded once the step's processes are gone). */
+  cancel: { reason: string; by: string | null } | null;
   /** Where the run started (new and restored queued runs: queued; restored paused runs: waiting). */
   readonly resume: RunResume;
 }
@@ -134,7 +136,12 @@ function cancelledWhileRunning({ context }: { context: RunContext }): Checkpoint
   return {
     event: {
       type: 'run.cancelled',
-      data: { reason: context.reason, step_id: currentStep(context)?.id, while: 'running' },
+      data: {
+        reason: context.cancel?.reason ?? null,
+        by: context.cancel?.by ?? null,
+        step_id: currentStep(context)?.id,
+        while: 'running',
+      },
     },
     run: { state: 'cancelled', reason: context.reason, finished: true },
     step: { idx: context.stepIndex, state: 'cancelled', finished: true, reason: context.reason },
@@ -209,6 +216,7 @@ export const runMachine = setup({
     stepIndex: input.stepIndex,
     attempt: input.attempt,
     reason: null,
+    cancel: null,
     resume: input.resume,
   }),
   initial: 'restoring',
@@ -274,7 +282,7 @@ export const runMachine = setup({
                     data: { step_id: currentStep(context)?.id, kind: currentStep(context)?.kind },
                   },
                   run: { state: 'waiting', stepIndex: context.stepIndex, waitingAt: context.stepIndex },
-                  step: { idx: context.stepIndex, state: 'waiting', started: true },
+                  step: { idx: context.stepIndex, state: 'waiting', attempt: 1, started: true },
                 }),
               },
             },
@@ -380,6 +388,17 @@ export const runMachine = setup({
               target: '#run.cancelling',
               actions: [
                 { type: 'setReason', params: ({ event }) => ({ reason: `cancelled: ${event.reason}` }) },
+                assign({ cancel: ({ event }) => ({ reason: event.reason, by: event.by ?? null }) }),
+                {
+                  type: 'checkpoint',
+                  params: ({ context, event }) => ({
+                    event: {
+                      type: 'run.cancelling',
+                      data: { reason: event.reason, by: event.by ?? null, step_id: currentStep(context)?.id },
+                    },
+                    run: { state: 'cancelling' },
+                  }),
+                },
                 'cancelStep',
               ],
             },

@@ -61,10 +61,8 @@ export function createIntake(deps: IntakeDeps): Intake {
     const record = store.runs.getRecord(runId);
     if (record === undefined) throw new CharterError('UNKNOWN_RUN', `no run ${runId} in this project`);
     if (record.finishedAt !== null) {
-      throw new CharterError(
-        'RUN_FINISHED',
-        `run ${runId} has already ${record.state} (${record.reason ?? 'no reason'})`,
-      );
+      const why = record.reason === null ? '' : ` (${record.reason})`;
+      throw new CharterError('RUN_FINISHED', `run ${runId} has already finished: ${record.state}${why}`);
     }
     return record;
   }

@@ -191,8 +191,17 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     });
 
     let announced = false;
+    let linkState = '';
     root.subscribe({
       next: (snapshot) => {
+        const link = snapshot.context.gateway;
+        if (link.state !== linkState) {
+          linkState = link.state;
+          logger.info(
+            { state: link.state, lastError: link.lastError, connId: link.connId },
+            `gateway link: ${link.state}`,
+          );
+        }
         if (announced || !snapshot.matches('serving')) return;
         announced = true;
         // Commands stored before a crash but never applied: apply them now (at most once each).

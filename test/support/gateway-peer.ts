@@ -27,6 +27,8 @@ import {
   UpFrameSchema,
 } from '../../src/protocol/gateway.js';
 
+export type { CommandFrame, CommandKind, UpEvent };
+
 const HOST = '127.0.0.1';
 const DAEMON_PATH = '/v1/daemon';
 const MAX_FRAME_RECORDS = 10_000;
@@ -295,7 +297,7 @@ export class GatewayPeer {
   resumeAcking(): void {
     this.#acking = true;
     const conn = this.#current;
-    if (conn !== null && conn.welcomed && !conn.closing) this.#sendAck(conn);
+    if (conn?.welcomed && !conn.closing) this.#sendAck(conn);
   }
 
   /** Each ack is sent `ms` later than it would be (0: at once again). */
@@ -828,6 +830,10 @@ export class GatewayPeer {
 
   #terminate(conn: Conn): void {
     conn.closing = true;
+    for (const timer of conn.timers) clearTimeout(timer);
+    conn.timers.clear();
+    if (conn.tick !== null) clearInterval(conn.tick);
+    conn.tick = null;
     conn.ws.terminate();
   }
 
