@@ -10,7 +10,7 @@ export type StatusJson =
 export default class Status extends DaemonCommand {
   static override summary = 'Show whether the project daemon runs, and what it is doing.';
   static override description =
-    `Prints pid, version, uptime, project root, socket path, gateway link state, run counts by state and store path.
+    `Prints pid, version, uptime, project root, socket path, store path, run counts by state, and the gateway link: its state and since when, the last error, the next retry, and the backlog of events the gateway has not acknowledged (with the age of the oldest).
 Exits 3 (LSB "not running") when no daemon runs for the project.`;
   static override examples = [
     '<%= config.bin %> status',
@@ -39,10 +39,30 @@ Exits 3 (LSB "not running") when no daemon runs for the project.`;
     const runs = Object.entries(status.runs)
       .map(([state, count]) => `${count} ${state}`)
       .join(', ');
+    const link = status.gateway;
+    const since =
+      link.since === null
+        ? ''
+        : ` since ${formatDuration(Math.max(0, (Date.now() - Date.parse(link.since)) / 1000))} ago`;
     const gateway =
-      status.gateway.url === null
-        ? `${status.gateway.state} (${status.gateway.detail ?? 'no gateway configured'})`
-        : `${status.gateway.state} → ${status.gateway.url}${status.gateway.detail ? ` (${status.gateway.detail})` : ''}`;
+      link.url === null
+        ? `${link.state} (${link.detail ?? 'no gateway configured'})`
+        : `${link.state} → ${link.url}${since}`;
+    const linkDetails: string[] = [];
+    if (link.url !== null) {
+      if (link.last_error) linkDetails.push(`last error: ${link.last_error}`);
+      if (link.next_retry_at) {
+        const inSeconds = Math.max(0, (Date.parse(link.next_retry_at) - Date.now()) / 1000);
+        linkDetails.push(`next retry in ${formatDuration(inSeconds)}`);
+      }
+    }
+    if (link.backlog !== undefined) {
+      const age =
+        link.oldest_unacked_age_seconds === null || link.oldest_unacked_age_seconds === undefined
+          ? ''
+          : `, oldest ${formatDuration(link.oldest_unacked_age_seconds)} old`;
+      linkDetails.push(`backlog: ${link.backlog} unacknowledged event(s)${age}`);
+    }
     this.log(
       `charter-daemon is ${status.state === 'serving' ? 'running' : status.state} ` +
         `(pid ${status.pid}, version ${status.version}, up ${formatDuration(uptimeSeconds)})`,
@@ -52,6 +72,7 @@ Exits 3 (LSB "not running") when no daemon runs for the project.`;
     this.log(`  store:     ${status.store_path}`);
     this.log(`  log:       ${status.log_path}`);
     this.log(`  gateway:   ${gateway}`);
+    for (const detail of linkDetails) this.log(`             ${detail}`);
     this.log(`  runs:      ${runs}`);
     if (status.inspector !== null) this.log(`  inspector: ${status.inspector.url}`);
     return undefined;

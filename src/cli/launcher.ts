@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { EXIT_ALREADY_RUNNING, type LaunchOptions } from '../daemon/launch-options.js';
 import { prepareStateDirs } from '../daemon/state-dir.js';
@@ -32,7 +33,7 @@ export async function launchDetached(
   const child = spawnDaemon(target, options);
   let exitCode: number | null | undefined;
   child.once('exit', (code, signal) => {
-    exitCode = code ?? (signal === null ? 1 : 128);
+    exitCode = code ?? (signal === null ? 1 : 128 + (constants.signals[signal] ?? 0));
   });
   child.once('error', () => {
     exitCode = 1;

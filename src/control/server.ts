@@ -159,10 +159,12 @@ export class ControlServer {
     this.#sockets.add(socket);
     socket.on('close', () => this.#sockets.delete(socket));
     if (this.#closed || this.#connections.size >= this.#options.maxConnections) {
-      const error = new CharterError(
-        'TOO_MANY_CLIENTS',
-        `the daemon already has ${this.#connections.size} control connections open`,
-      );
+      const error = this.#closed
+        ? new CharterError('DRAINING', 'the daemon is shutting down')
+        : new CharterError(
+            'TOO_MANY_CLIENTS',
+            `the daemon already has ${this.#connections.size} control connections open`,
+          );
       endAndDestroy(socket, `${JSON.stringify({ id: null, ok: false, error: error.toWire() })}\n`);
       this.#options.logger?.warn(
         { open: this.#connections.size },
