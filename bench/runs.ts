@@ -290,6 +290,7 @@ function spawnTrue(): Promise<void> {
 }
 
 async function trivialRuns(host: BenchHost): Promise<RunsResults['trivial']> {
+  await pool(20, MAX_RUNS, spawnTrue); // warm-up
   const baselineMs = await pool(TRIVIAL, MAX_RUNS, spawnTrue);
   const workflow = { id: 'trivial', name: 'Trivial', plan: 'steps: [{ id: noop, run: "true" }]\n' };
   const charterYml = `name: bench-trivial\ndaemon: { max_runs: ${MAX_RUNS} }\n`;

@@ -17,7 +17,6 @@ import {
   type RequestId,
   RequestSchema,
   type Response,
-  type WireError,
 } from '../protocol/control.js';
 import { type ControlMethod, isControlMethod, methodParams } from '../protocol/methods.js';
 import { LineDecoder, LineTooLongError } from './line-decoder.js';

@@ -27,6 +27,11 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
+    // Errors from the catalogue (bad config, unsafe state directory, …) are for a person: no stack.
+    if (isCharterError(error)) {
+      process.stderr.write(`${error.message} (${error.code})\n`);
+      process.exit(error.exitCode || 1);
+    }
     process.stderr.write(
       `charter-daemon: fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
     );

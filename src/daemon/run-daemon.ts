@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { type AnyActorRef, createActor, fromPromise, type InspectionEvent, toPromise } from 'xstate';
 import { type DaemonEvent, daemonMachine, type RecoveryReport } from '../../machines/daemon.machine.js';
 import { gatewayLinkMachine } from '../../machines/gateway-link.machine.js';
-import { CharterError, isCharterError } from '../errors/charter-error.js';
+import { isCharterError } from '../errors/charter-error.js';
 import { gatewayTokenSource } from '../gateway/token.js';
 import { transportLogic } from '../gateway/transport.js';
 import { createDaemonLogger, type DaemonLogger } from '../logging/logger.js';

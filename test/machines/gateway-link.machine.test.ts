@@ -266,35 +266,49 @@ function drive(h: ReturnType<typeof harness>, event: ModelEvent): void {
   const a = h.actor;
   switch (event) {
     case 'OPEN':
-      return a.send({ type: 'link.open' });
+      a.send({ type: 'link.open' });
+      return;
     case 'WELCOME':
-      return a.send({ type: 'link.welcome', connId: 'c', hbMs: 1000 });
+      a.send({ type: 'link.welcome', connId: 'c', hbMs: 1000 });
+      return;
     case 'FAIL':
-      return a.send({ type: 'link.failed', message: 'x' });
+      a.send({ type: 'link.failed', message: 'x' });
+      return;
     case 'REFUSE_AUTH':
-      return a.send({ type: 'link.refused', status: 403, retryAfterMs: null });
+      a.send({ type: 'link.refused', status: 403, retryAfterMs: null });
+      return;
     case 'REFUSE_BUSY':
-      return a.send({ type: 'link.refused', status: 429, retryAfterMs: 100 });
+      a.send({ type: 'link.refused', status: 429, retryAfterMs: 100 });
+      return;
     case 'TIMER': {
       const inLink = typeof a.getSnapshot().value !== 'string';
-      return h.clock.increment(inLink ? 10_000 : a.getSnapshot().context.nextDelayMs);
+      h.clock.increment(inLink ? 10_000 : a.getSnapshot().context.nextDelayMs);
+      return;
     }
     case 'CLOSE_GENERIC':
-      return a.send({ type: 'link.closed', code: 1006, reason: '' });
+      a.send({ type: 'link.closed', code: 1006, reason: '' });
+      return;
     case 'CLOSE_REVOKED':
-      return a.send({ type: 'link.closed', code: 4004, reason: '' });
+      a.send({ type: 'link.closed', code: 4004, reason: '' });
+      return;
     case 'CLOSE_SUPERSEDED':
-      return a.send({ type: 'link.closed', code: 4005, reason: '' });
+      a.send({ type: 'link.closed', code: 4005, reason: '' });
+      return;
     case 'CLOSE_DRAINING':
-      return a.send({ type: 'link.closed', code: 4013, reason: '' });
+      a.send({ type: 'link.closed', code: 4013, reason: '' });
+      return;
     case 'CLOSE_CURSOR':
-      return a.send({ type: 'link.closed', code: 4006, reason: '' });
+      a.send({ type: 'link.closed', code: 4006, reason: '' });
+      return;
     case 'HB_TIMEOUT':
-      return h.clock.increment(2000);
+      h.clock.increment(2000);
+      return;
     case 'TOKEN_CHANGED':
-      return a.send({ type: 'link.tokenChanged' });
+      a.send({ type: 'link.tokenChanged' });
+      return;
     case 'STOP':
-      return a.send({ type: 'link.close' });
+      a.send({ type: 'link.close' });
+      return;
   }
 }
 
