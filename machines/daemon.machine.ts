@@ -17,7 +17,8 @@ import type {
   StopParams,
 } from '../src/protocol/control.js';
 import { gatewayLinkMachine, type LinkReport } from './gateway-link.machine.js';
-import { type RunEvent, type RunPlan, type RunReport, type RunResume, runMachine } from './run.machine.js';
+import type { RunEvent, RunPlan, RunReport, RunResume } from './run.machine.js';
+import { RUN_SHARDS, runShardMachine, shardOf } from './run-shard.machine.js';
 
 /** Facts about this daemon process, fixed at start. */
 export interface DaemonFacts {
@@ -199,6 +200,8 @@ export function statusOf(context: DaemonContext, state: 'booting' | 'serving' | 
   };
 }
 
+const shardId = (runId: string) => `runs-${shardOf(runId)}`;
+
 /** Runs executing a step: each holds one of the --max-runs slots. */
 function executing(context: DaemonContext): number {
   return context.liveCounts.running + context.liveCounts.cancelling;
@@ -254,8 +257,8 @@ export const daemonMachine = setup({
       runs: [],
       finished: { succeeded: 0, failed: 0, cancelled: 0 },
     })),
-    // Provided with its real step runner and checkpoints by the wiring.
-    run: runMachine,
+    // Parents of the run actors; provided with the real run logic by the wiring.
+    runShard: runShardMachine,
     // Provided with its real transport by the wiring.
     gatewayLink: gatewayLinkMachine,
   },
@@ -332,12 +335,14 @@ export const daemonMachine = setup({
         reply: { result: { run_id: params.runId, state: params.state } },
       }),
     ),
-    spawnRun: enqueueActions(({ enqueue }, params: RestoredRun) => {
-      enqueue.spawnChild('run', {
-        id: params.runId,
-        systemId: `run:${params.runId}`,
-        input: params,
-      });
+    spawnRun: sendTo(
+      (_args, params: RestoredRun) => shardId(params.runId),
+      (_args, params: RestoredRun) => ({ type: 'shard.spawn' as const, run: params }),
+    ),
+    startShards: enqueueActions(({ enqueue }) => {
+      for (let shard = 0; shard < RUN_SHARDS; shard++) {
+        enqueue.spawnChild('runShard', { id: `runs-${shard}`, systemId: `runs:${shard}` });
+      }
     }),
     registerRun: assign(({ context }, params: { runId: string; state: RunState }) => {
       register(context, params.runId, params.state);
@@ -349,12 +354,12 @@ export const daemonMachine = setup({
           register(current, run.runId, run.resume);
           return { runs: current.runs, liveCounts: current.liveCounts, queue: current.queue };
         });
-        enqueue.spawnChild('run', { id: run.runId, systemId: `run:${run.runId}`, input: run });
+        enqueue.sendTo(shardId(run.runId), { type: 'shard.spawn', run });
       }
       enqueue.assign({ restoring: [] });
     }),
     forwardCommand: sendTo(
-      ({ event }) => (event as RunCommandEvent).runId,
+      ({ system, event }) => system.get(`run:${(event as RunCommandEvent).runId}`),
       ({ event }) => (event as RunCommandEvent).command,
     ),
     /** Keeps the registry and the slot queue in step with what a run reports. */
@@ -373,7 +378,6 @@ export const daemonMachine = setup({
             finished: { ...current.finished, [state]: current.finished[state] + 1 },
           };
         });
-        enqueue.stopChild(runId);
         return;
       }
       enqueue.assign(({ context: current }) => {
@@ -409,7 +413,9 @@ export const daemonMachine = setup({
     admitRuns: enqueueActions(({ context, enqueue }) => {
       const admitted = context.queue.slice(0, Math.max(0, context.maxRuns - executing(context)));
       if (admitted.length === 0) return;
-      for (const runId of admitted) enqueue.sendTo(runId, { type: 'run.admit' });
+      for (const runId of admitted) {
+        enqueue.sendTo(({ system }) => system.get(`run:${runId}`), { type: 'run.admit' });
+      }
       enqueue.assign(({ context: current }) => {
         for (const runId of admitted) {
           const run = current.runs[runId];
@@ -599,6 +605,7 @@ export const daemonMachine = setup({
             },
           }),
         },
+        'startShards',
         'restoreRuns',
         'startGateway',
       ],

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { type AnyActorRef, createActor, fromPromise, type InspectionEvent, toPromise } from 'xstate';
 import { type DaemonEvent, daemonMachine, type RecoveryReport } from '../../machines/daemon.machine.js';
 import { gatewayLinkMachine } from '../../machines/gateway-link.machine.js';
+import { runShardMachine } from '../../machines/run-shard.machine.js';
 import { isCharterError } from '../errors/charter-error.js';
 import { gatewayTokenSource } from '../gateway/token.js';
 import { transportLogic } from '../gateway/transport.js';
@@ -136,13 +137,17 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
             }),
           },
         }),
-        run: createRunLogic({
-          projectRoot,
-          runsDir: join(paths.stateDir, 'runs'),
-          store: openStore,
-          bus,
-          logger: logger.child({ component: 'runs' }),
-          killGraceMs: settings.killGraceMs,
+        runShard: runShardMachine.provide({
+          actors: {
+            run: createRunLogic({
+              projectRoot,
+              runsDir: join(paths.stateDir, 'runs'),
+              store: openStore,
+              bus,
+              logger: logger.child({ component: 'runs' }),
+              killGraceMs: settings.killGraceMs,
+            }),
+          },
         }),
       },
       actions: {

@@ -17,6 +17,7 @@ import {
   type StepRunnerEvent,
   type StepRunnerInput,
 } from '../../machines/run.machine.js';
+import { runShardMachine } from '../../machines/run-shard.machine.js';
 
 const facts: DaemonFacts = {
   pid: 7,
@@ -66,7 +67,7 @@ async function harness(options: { maxRuns?: number; maxQueuedRuns?: number; rest
         receive((event) => replies.push(event));
       }),
       recoverState: fromPromise(async () => recovery),
-      run,
+      runShard: runShardMachine.provide({ actors: { run } }),
     },
     actions: {
       journal: () => undefined,
@@ -108,7 +109,7 @@ describe('root machine with runs', () => {
     expect(h.running).toEqual(new Set(['r1']));
     h.finishStep('r1');
     expect(h.runs().r1).toBeUndefined();
-    expect(h.actor.getSnapshot().children.r1).toBeUndefined();
+    expect(h.actor.system.get('run:r1')).toBeUndefined(); // its actor is released
     expect(h.status()).toMatchObject({ succeeded: 6, running: 0 });
   });
 

@@ -1,0 +1,62 @@
+/**
+ * A run shard: the parent of a slice of the run actors.
+ *
+ * Why it exists: XState copies a parent's `children` map whenever a child is spawned or stopped,
+ * so with every run a direct child of the root, each new run cost O(runs) and a stop of 10,000
+ * parked runs took seconds of blocked event loop. Spread over shards (by a hash of the run id),
+ * each of those operations touches only its shard. Runs keep their `run:<id>` systemId, so
+ * everything addresses them through the system, not through their parent.
+ */
+import { enqueueActions, sendParent, setup } from 'xstate';
+import type { RestoredRun } from './daemon.machine.js';
+import { type RunReport, runMachine } from './run.machine.js';
+
+export const RUN_SHARDS = 64;
+
+export type ShardEvent = { type: 'shard.spawn'; run: RestoredRun } | RunReport;
+
+/** Which shard holds a run (FNV-1a of its id). */
+export function shardOf(runId: string, shards: number = RUN_SHARDS): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < runId.length; i++) {
+    hash ^= runId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % shards;
+}
+
+const isFinal = (state: RunReport['state']) =>
+  state === 'succeeded' || state === 'failed' || state === 'cancelled';
+
+export const runShardMachine = setup({
+  types: {
+    events: {} as ShardEvent,
+  },
+  actors: {
+    // Provided with its real step runner and checkpoints by the wiring.
+    run: runMachine,
+  },
+}).createMachine({
+  id: 'runShard',
+  description: 'Parent of a slice of the run actors; passes their reports up to the root.',
+  on: {
+    'shard.spawn': {
+      actions: enqueueActions(({ enqueue, event }) => {
+        enqueue.spawnChild('run', {
+          id: event.run.runId,
+          systemId: `run:${event.run.runId}`,
+          input: event.run,
+        });
+      }),
+    },
+    'run.state': {
+      actions: [
+        enqueueActions(({ enqueue, event }) => {
+          // A finished run's actor is released here; its record lives on in the store.
+          if (isFinal(event.state)) enqueue.stopChild(event.runId);
+        }),
+        sendParent(({ event }) => event),
+      ],
+    },
+  },
+});
