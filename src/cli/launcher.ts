@@ -22,6 +22,13 @@ export interface LaunchResult {
 
 const POLL_MS = 20;
 
+/**
+ * V8 flags of a detached daemon. A 1 MiB young generation (default 16) lets the heap shrink back
+ * after a burst: with 10,000 runs parked at gates the daemon settles near 110 MiB RSS instead of
+ * staying at 200 MiB, for about 5 % more time in submissions (measured; see bench/README.md).
+ */
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'];
+
 export async function launchDetached(
   target: ProjectTarget,
   options: Omit<LaunchOptions, 'projectRoot' | 'foreground'>,
@@ -80,7 +87,7 @@ function spawnDaemon(
   const output = openSync(target.paths.outputPath, 'w', 0o600);
   try {
     const launch: LaunchOptions = { ...options, projectRoot: target.projectRoot, foreground: false };
-    return spawn(process.execPath, [mainScript, JSON.stringify(launch)], {
+    return spawn(process.execPath, [...DAEMON_NODE_FLAGS, mainScript, JSON.stringify(launch)], {
       cwd: target.projectRoot,
       detached: true,
       stdio: ['ignore', output, output],
