@@ -24,6 +24,8 @@ const LATENCY_WARMUPS = 20;
 const CLI_RUNS = 10;
 const CLI_WARMUPS = 2;
 const GOAL_RSS_MIB = 160;
+/** How long after parking the steady-state RSS is read. */
+const SETTLE_MS = 15_000;
 const GOAL_LATENCY_P99_MS = 50;
 
 /** What bench/run.ts lends: its CLI path and its project/daemon bookkeeping (cleaned up on any exit). */
@@ -60,6 +62,8 @@ export interface RunsResults {
     readonly all_waiting_ms: number;
     readonly rss_idle_mib: number | null;
     readonly rss_parked_mib: number | null;
+    /** RSS once the burst is over (15 s after all runs were parked): the steady state. */
+    readonly rss_settled_mib: number | null;
     readonly rss_per_parked_run_kib: number | null;
     readonly latency_ms: { readonly runs_list_50: Latency; readonly status: Latency };
     /** Wall time of `runs list --limit 50 --json`, or why it was skipped. */
@@ -258,6 +262,10 @@ function parkedRuns(host: BenchHost): Promise<RunsResults['parked']> {
     ]);
     if (list === undefined || status === undefined) throw new Error('missing latencies');
     const cliList = await cliRunsList(host, project);
+    // Parked runs are a steady state: V8 gives back the burst's garbage once the daemon is idle.
+    const settleUntil = started + allWaitingMs + SETTLE_MS;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, settleUntil - performance.now())));
+    const rssSettled = rssMiB(pid);
     connection.close();
     const stop = await timedStop(host, project, pid);
     return {
@@ -269,8 +277,9 @@ function parkedRuns(host: BenchHost): Promise<RunsResults['parked']> {
       all_waiting_ms: Math.round(allWaitingMs),
       rss_idle_mib: rssIdle,
       rss_parked_mib: rssParked,
+      rss_settled_mib: rssSettled,
       rss_per_parked_run_kib:
-        rssIdle === null || rssParked === null ? null : round1(((rssParked - rssIdle) * 1024) / PARKED),
+        rssIdle === null || rssSettled === null ? null : round1(((rssSettled - rssIdle) * 1024) / PARKED),
       latency_ms: { runs_list_50: list, status },
       cli_runs_list_ms: cliList,
       stop,
@@ -325,7 +334,7 @@ export async function runsBench(host: BenchHost): Promise<RunsResults> {
     parked,
     trivial,
     goals: {
-      parked_rss_mib: below(parked.rss_parked_mib, GOAL_RSS_MIB, 'MiB'),
+      parked_rss_mib: below(parked.rss_settled_mib, GOAL_RSS_MIB, 'MiB'),
       parked_runs_list_p99_ms: below(list.p99, GOAL_LATENCY_P99_MS, 'ms'),
       parked_status_p99_ms: below(status.p99, GOAL_LATENCY_P99_MS, 'ms'),
     },
@@ -346,8 +355,9 @@ export function printRuns(results: RunsResults, verdict: (met: boolean) => strin
   perS('submissions/s, last 1000', parked.last_1000_per_s);
   console.log(`  ${'until all waiting (ms)'.padEnd(34)}${String(parked.all_waiting_ms).padStart(8)}`);
   console.log(`  ${'daemon RSS idle'.padEnd(34)}${mib(parked.rss_idle_mib).padStart(10)}`);
+  console.log(`  ${'daemon RSS right after parking'.padEnd(34)}${mib(parked.rss_parked_mib).padStart(10)}`);
   console.log(
-    `  ${'daemon RSS parked'.padEnd(34)}${mib(parked.rss_parked_mib).padStart(10)}  ${check(goals.parked_rss_mib)}`,
+    `  ${`daemon RSS parked, ${SETTLE_MS / 1000} s later`.padEnd(34)}${mib(parked.rss_settled_mib).padStart(10)}  ${check(goals.parked_rss_mib)}`,
   );
   const perRun = parked.rss_per_parked_run_kib;
   console.log(
