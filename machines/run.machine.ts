@@ -63,6 +63,8 @@ export interface RunContext {
   cancel: { reason: string; by: string | null } | null;
   /** Where the run started (new and restored queued runs: queued; restored paused runs: waiting). */
   readonly resume: RunResume;
+  /** Whether `run.started` was recorded (the first admission to a slot). */
+  started: boolean;
 }
 
 /** One durable transition: the run's new state and the event that records it. */
@@ -199,6 +201,7 @@ export const runMachine = setup({
     nextIsRun: ({ context }) => currentStep(context)?.kind === 'run',
     nextIsGate: ({ context }) => currentStep(context)?.kind === 'gate',
     resumeWaiting: ({ context }) => context.resume === 'waiting',
+    neverStarted: ({ context }) => !context.started,
     stepSucceeded: ({ event }) =>
       event.type === 'step.exited' && event.outcome.kind === 'exited' && event.outcome.exitCode === 0,
     approved: ({ event }) => event.type === 'gate.decide' && event.decision === 'approve',
@@ -218,6 +221,8 @@ export const runMachine = setup({
     reason: null,
     cancel: null,
     resume: input.resume,
+    // A restored run that got past its first step has started before.
+    started: input.stepIndex > 0 || input.resume === 'waiting',
   }),
   initial: 'restoring',
   states: {
@@ -229,7 +234,25 @@ export const runMachine = setup({
       description: 'Waiting for one of the root’s execution slots (--max-runs).',
       entry: { type: 'report', params: { state: 'queued' } },
       on: {
-        'run.admit': { target: 'running' },
+        'run.admit': [
+          {
+            guard: 'neverStarted',
+            target: 'running',
+            actions: [
+              assign({ started: true }),
+              {
+                type: 'checkpoint',
+                params: ({ context }) => ({
+                  event: {
+                    type: 'run.started',
+                    data: { workflow_id: context.plan.id, steps: context.plan.steps.length },
+                  },
+                }),
+              },
+            ],
+          },
+          { target: 'running' },
+        ],
         'run.cancel': {
           target: 'cancelled',
           actions: [

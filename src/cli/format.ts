@@ -199,6 +199,10 @@ function describe(type: string, data: Data): string {
   switch (type) {
     case 'run.queued':
       return ` ${str(data.workflow_id) ?? ''} (inputs: ${formatValues((data.inputs ?? {}) as Data)})`;
+    case 'run.started':
+      return ` ${str(data.workflow_id) ?? ''} (${String(data.steps ?? '?')} steps)`;
+    case 'run.cancelling':
+      return `${step ? ` ${step}` : ''}${str(data.reason) ? `: ${str(data.reason)}` : ''}`;
     case 'step.started':
       return ` ${step ?? '?'} (attempt ${String(data.attempt ?? 1)})`;
     case 'step.finished': {

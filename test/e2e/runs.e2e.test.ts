@@ -165,6 +165,7 @@ describe('charter-daemon run / runs / resume / submit-input / cancel / logs', ()
     expect(logs.stdout).toContain('Hello, Ana!\n');
     expectInOrder(logs.stdout, [
       'run.queued greet',
+      'run.started greet (4 steps)',
       'step.started compose (attempt 1)',
       'Hello, Ana!',
       'step.finished compose: succeeded',

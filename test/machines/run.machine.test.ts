@@ -87,6 +87,7 @@ describe('run machine', () => {
 
     expect(h.outputs).toEqual(['build:hi\n']);
     expect(h.events()).toEqual([
+      'run.started',
       'step.started',
       'step.finished',
       'run.waiting',
@@ -177,6 +178,25 @@ describe('run machine', () => {
     h.actor.send({ type: 'run.admit' });
     h.actor.send({ type: 'run.admit' });
     expect(h.started).toHaveLength(1);
+  });
+
+  it('records run.started once, at the first admission only', () => {
+    const h = harness({
+      p: {
+        id: 'g',
+        steps: [
+          { id: 'a', kind: 'gate' },
+          { id: 'b', kind: 'run' },
+        ],
+      },
+    });
+    h.actor.send({ type: 'run.admit' });
+    h.actor.send({ type: 'gate.decide', decision: 'approve' });
+    h.actor.send({ type: 'run.admit' });
+    expect(h.events().filter((type) => type === 'run.started')).toHaveLength(1);
+    const restored = harness({ stepIndex: 3, resume: 'queued', attempt: 2 });
+    restored.actor.send({ type: 'run.admit' });
+    expect(restored.events()).not.toContain('run.started');
   });
 
   it('a restored run resumes waiting at its step, or queued to re-run it', () => {
