@@ -16,6 +16,7 @@ import type {
   StatusResult,
   StopParams,
 } from '../src/protocol/control.js';
+import { emptyRunCounts } from '../src/protocol/run-counts.js';
 import { gatewayLinkMachine, type LinkReport } from './gateway-link.machine.js';
 import type { RunEvent, RunPlan, RunReport, RunResume } from './run.machine.js';
 import { RUN_SHARDS, runShardMachine, shardOf } from './run-shard.machine.js';
@@ -151,16 +152,6 @@ export interface JournalParams {
   readonly type: string;
   readonly data: Record<string, unknown>;
 }
-
-const emptyRunCounts = (): RunCounts => ({
-  queued: 0,
-  running: 0,
-  waiting: 0,
-  cancelling: 0,
-  succeeded: 0,
-  failed: 0,
-  cancelled: 0,
-});
 
 function gatewayStatus(context: DaemonContext): GatewayLinkStatus {
   const { gateway, facts } = context;

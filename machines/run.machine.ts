@@ -14,6 +14,7 @@
  */
 import { assign, enqueueActions, fromCallback, sendParent, sendTo, setup } from 'xstate';
 import type { RunState } from '../src/protocol/control.js';
+import type { OutputChunk, StepOutcome } from '../src/protocol/steps.js';
 
 /** The part of a workflow step the machine decides on (a workflow `Step` satisfies it). */
 export interface PlannedStep {
@@ -28,18 +29,7 @@ export interface RunPlan {
   readonly steps: readonly PlannedStep[];
 }
 
-export type StepOutcome =
-  | { kind: 'exited'; exitCode: number }
-  | { kind: 'signalled'; signal: string }
-  | { kind: 'timed_out'; timeoutMs: number }
-  | { kind: 'cancelled'; reason: string }
-  | { kind: 'spawn_failed'; message: string };
-
-export interface OutputChunk {
-  readonly stream: 'stdout' | 'stderr';
-  readonly text: string;
-  readonly truncated?: true;
-}
+export type { OutputChunk, StepOutcome };
 
 /** Where a (restored) run starts. */
 export type RunResume = 'queued' | 'waiting';

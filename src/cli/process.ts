@@ -1,5 +1,7 @@
 /** Process helpers for the CLI: liveness that does not mistake a zombie for a live daemon. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+
+const HAS_PROCFS = existsSync('/proc/self/stat');
 
 export function isProcessAlive(pid: number): boolean {
   try {
@@ -12,7 +14,8 @@ export function isProcessAlive(pid: number): boolean {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
-    return true; // no procfs (macOS): kill(0) is all we have
+    // Gone in between, or no procfs at all (macOS), where kill(0) is all we have.
+    return !HAS_PROCFS;
   }
 }
 

@@ -9,6 +9,7 @@
 import type Database from 'better-sqlite3';
 import { CharterError } from '../errors/charter-error.js';
 import type { RunCounts, RunState } from '../protocol/control.js';
+import { emptyRunCounts } from '../protocol/run-counts.js';
 import type {
   LogEntry,
   RunDetail,
@@ -429,15 +430,7 @@ export class RunStore {
 
   /** How many runs are in each state; states without runs count 0. */
   counts(): RunCounts {
-    const counts: RunCounts = {
-      queued: 0,
-      running: 0,
-      waiting: 0,
-      cancelling: 0,
-      succeeded: 0,
-      failed: 0,
-      cancelled: 0,
-    };
+    const counts = emptyRunCounts();
     for (const { state, n } of this.countsStmt.all()) counts[state] = n;
     return counts;
   }

@@ -14,6 +14,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
+import type { OutputChunk, StepOutcome } from '../protocol/steps.js';
 import { processGroupAlive } from './orphans.js';
 
 export interface StepOutputOptions {
@@ -37,18 +38,7 @@ export interface StepProcessOptions {
   output?: StepOutputOptions;
 }
 
-export interface OutputChunk {
-  stream: 'stdout' | 'stderr';
-  text: string;
-  truncated?: true;
-}
-
-export type StepOutcome =
-  | { kind: 'exited'; exitCode: number }
-  | { kind: 'signalled'; signal: string }
-  | { kind: 'timed_out'; timeoutMs: number }
-  | { kind: 'cancelled'; reason: string }
-  | { kind: 'spawn_failed'; message: string };
+export type { OutputChunk, StepOutcome };
 
 export interface StepProcess {
   /** The shell's pid, which is also the process group id; undefined when the spawn failed. */

@@ -2,24 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { isProcessAlive } from '../../src/cli/process.js';
 import { findRunProcesses, killRunProcesses, processGroupAlive } from '../../src/workflow/orphans.js';
 
 const hasProc = existsSync('/proc/self/environ');
-
-/** Live and not a zombie. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 const leftovers: ChildProcess[] = [];
 
@@ -67,7 +53,7 @@ describe.skipIf(!hasProc)('orphaned step processes', { timeout: 10_000 }, () => 
     const killed = await killRunProcesses(runId, 1_000);
     expect(killed).toBeGreaterThanOrEqual(1);
     expect(findRunProcesses(runId)).toEqual([]);
-    for (const pid of found) expect(isAlive(pid)).toBe(false);
+    for (const pid of found) expect(isProcessAlive(pid)).toBe(false);
     expect(processGroupAlive(pgid)).toBe(false);
   });
 
@@ -92,7 +78,7 @@ describe.skipIf(!hasProc)('orphaned step processes', { timeout: 10_000 }, () => 
 
     expect(findRunProcesses(runId)).toEqual([]);
     expect(await killRunProcesses(runId, 200)).toBe(0);
-    expect(isAlive(otherPid)).toBe(true);
+    expect(isProcessAlive(otherPid)).toBe(true);
     expect(findRunProcesses(`${runId}x`)).toContain(otherPid);
   });
 
@@ -109,8 +95,8 @@ describe.skipIf(!hasProc)('orphaned step processes', { timeout: 10_000 }, () => 
 
     expect(await killRunProcesses(runId, 1_000)).toBeGreaterThanOrEqual(1);
     expect(findRunProcesses(runId)).toEqual([]);
-    expect(isAlive(mine.pid as number)).toBe(false);
-    expect(isAlive(other.pid as number)).toBe(true);
+    expect(isProcessAlive(mine.pid as number)).toBe(false);
+    expect(isProcessAlive(other.pid as number)).toBe(true);
     expect(findRunProcesses(otherRunId)).toContain(other.pid as number);
   });
 

@@ -12,6 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { isProcessAlive } from '../../src/cli/process.js';
 import { processGroupAlive } from '../../src/workflow/orphans.js';
 import { buildStepEnv, type StepEnvInput, venvPath, writeContextFile } from '../../src/workflow/step-env.js';
 import {
@@ -31,21 +32,6 @@ beforeAll(() => {
 afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
-
-/** Live and not a zombie (a zombie has exited and only waits to be reaped). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 describe('buildStepEnv', () => {
   function input(projectRoot: string, overrides: Partial<StepEnvInput> = {}): StepEnvInput {
@@ -328,12 +314,12 @@ describe('startStepProcess', { timeout: 10_000 }, () => {
     await waitFor(() => text('stdout').split('\n').length === 3);
     const children = text('stdout').trim().split('\n').map(Number);
     expect(children).toHaveLength(2);
-    for (const pid of children) expect(isAlive(pid)).toBe(true);
+    for (const pid of children) expect(isProcessAlive(pid)).toBe(true);
 
     step.cancel('user asked');
     step.cancel('second reason is ignored');
     expect(await done).toEqual({ kind: 'cancelled', reason: 'user asked' });
-    for (const pid of children) expect(isAlive(pid)).toBe(false);
+    for (const pid of children) expect(isProcessAlive(pid)).toBe(false);
     expectGroupGone(step.pid);
   });
 
@@ -344,7 +330,7 @@ describe('startStepProcess', { timeout: 10_000 }, () => {
     expect(Date.now() - started).toBeLessThan(3_000);
     const child = Number(text('stdout').trim());
     expect(child).toBeGreaterThan(0);
-    expect(isAlive(child)).toBe(false);
+    expect(isProcessAlive(child)).toBe(false);
     expectGroupGone(step.pid);
   });
 
