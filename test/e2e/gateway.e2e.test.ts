@@ -240,7 +240,6 @@ describe('gateway link (charter.v1)', () => {
         );
     await waitUntil(() => timeoutLine() !== undefined, 5000, 'the daemon to notice the zombie');
     const detectedAt = Date.parse((JSON.parse(timeoutLine() ?? '{}') as { time: string }).time);
-    // hb_ms is 500: the last inbound frame was at most one ping interval before the freeze.
     // hb_ms is 500: dead after 2 × 500 ms without a frame. The margin is for timers firing late
     // on a loaded machine; a link that waited for TCP or for close() would take tens of seconds.
     expect(detectedAt - zombieSince).toBeLessThanOrEqual(2 * 500 + 400);
