@@ -13,7 +13,13 @@ import { type RunReport, runMachine } from './run.machine.js';
 
 export const RUN_SHARDS = 64;
 
-export type ShardEvent = { type: 'shard.spawn'; run: RestoredRun } | RunReport;
+const ERROR_PREFIX = 'xstate.error.actor.';
+
+export type ShardEvent =
+  | { type: 'shard.spawn'; run: RestoredRun }
+  | RunReport
+  /** A run actor threw (say, its store write failed): contained here, not the whole daemon. */
+  | { type: `xstate.error.actor.${string}`; error: unknown };
 
 /** Which shard holds a run (FNV-1a of its id). */
 export function shardOf(runId: string, shards: number = RUN_SHARDS): number {
@@ -36,6 +42,10 @@ export const runShardMachine = setup({
     // Provided with its real step runner and checkpoints by the wiring.
     run: runMachine,
   },
+  actions: {
+    /** Records (best effort) and logs a run whose actor crashed; provided by the wiring. */
+    recordCrash: (_args, _params: { runId: string; message: string }) => undefined,
+  },
 }).createMachine({
   id: 'runShard',
   description: 'Parent of a slice of the run actors; passes their reports up to the root.',
@@ -47,6 +57,21 @@ export const runShardMachine = setup({
           systemId: `run:${event.run.runId}`,
           input: event.run,
         });
+      }),
+    },
+    'xstate.error.actor.*': {
+      actions: enqueueActions(({ enqueue, event }) => {
+        if (!('error' in event)) return;
+        const runId = event.type.slice(ERROR_PREFIX.length);
+        const message = event.error instanceof Error ? event.error.message : String(event.error);
+        enqueue({ type: 'recordCrash', params: { runId, message } });
+        // The root frees the run's slot and counts it failed, like any failed run.
+        enqueue.sendParent({
+          type: 'run.state',
+          runId,
+          state: 'failed',
+          waitingFor: null,
+        } satisfies RunReport);
       }),
     },
     'run.state': {

@@ -138,6 +138,28 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           },
         }),
         runShard: runShardMachine.provide({
+          actions: {
+            recordCrash: (_args, { runId, message }) => {
+              logger.error({ run: runId, error: message }, 'a run actor failed: the run is marked failed');
+              try {
+                openStore.runs.record(
+                  runId,
+                  {
+                    state: 'failed',
+                    reason: `internal_error: ${message}`,
+                    finishedAt: new Date().toISOString(),
+                    waiting: null,
+                  },
+                  [{ type: 'run.failed', data: { reason: 'internal_error', error: message } }],
+                );
+              } catch (error) {
+                logger.error(
+                  { run: runId, err: error },
+                  'could not record the failure; recovery will at the next start',
+                );
+              }
+            },
+          },
           actors: {
             run: createRunLogic({
               projectRoot,

@@ -42,7 +42,10 @@ const gated: RunPlan = {
   ],
 };
 
-async function harness(options: { maxRuns?: number; maxQueuedRuns?: number; restore?: RestoredRun[] } = {}) {
+async function harness(
+  options: { maxRuns?: number; maxQueuedRuns?: number; restore?: RestoredRun[]; brokenStore?: boolean } = {},
+) {
+  const crashes: string[] = [];
   const replies: ControlActorEvent[] = [];
   const persisted: string[] = [];
   const running = new Set<string>();
@@ -54,7 +57,12 @@ async function harness(options: { maxRuns?: number; maxQueuedRuns?: number; rest
         return () => running.delete(input.runId);
       }),
     },
-    actions: { checkpoint: () => undefined, recordOutput: () => undefined },
+    actions: {
+      checkpoint: (_args, params) => {
+        if (options.brokenStore && params.event.type === 'step.started') throw new Error('disk full');
+      },
+      recordOutput: () => undefined,
+    },
   });
   const recovery: RecoveryReport = {
     previousShutdown: 'clean',
@@ -67,7 +75,10 @@ async function harness(options: { maxRuns?: number; maxQueuedRuns?: number; rest
         receive((event) => replies.push(event));
       }),
       recoverState: fromPromise(async () => recovery),
-      runShard: runShardMachine.provide({ actors: { run } }),
+      runShard: runShardMachine.provide({
+        actors: { run },
+        actions: { recordCrash: (_args, params) => crashes.push(`${params.runId}: ${params.message}`) },
+      }),
     },
     actions: {
       journal: () => undefined,
@@ -95,7 +106,7 @@ async function harness(options: { maxRuns?: number; maxQueuedRuns?: number; rest
     actor.send({ type: 'control.request', key: 'status', method: 'status', params: {} });
     return (replyFor('status') as { result: { runs: Record<string, number> } }).result.runs;
   };
-  return { actor, clock, submit, finishStep, replyFor, runs, running, persisted, status };
+  return { actor, clock, submit, finishStep, replyFor, runs, running, persisted, status, crashes };
 }
 
 describe('root machine with runs', () => {
@@ -179,6 +190,16 @@ describe('root machine with runs', () => {
       ?.send({ type: 'step.exited', outcome: { kind: 'cancelled', reason: 'stop' } });
     expect(h.running).toEqual(new Set(['b']));
     expect(h.status()).toMatchObject({ cancelled: 1 });
+  });
+
+  it('a run whose actor throws (say, a failing store) fails alone: the daemon keeps serving', async () => {
+    const h = await harness({ maxRuns: 1, brokenStore: true });
+    h.submit('doomed');
+    h.submit('next', gated);
+    expect(h.crashes).toEqual(['doomed: disk full']);
+    expect(h.actor.getSnapshot().value).toBe('serving');
+    expect(h.runs().doomed).toBeUndefined();
+    expect(h.status()).toMatchObject({ failed: 1, running: 0, waiting: 1 });
   });
 
   it('restores runs at boot: waiting ones wait, queued ones are admitted', async () => {
