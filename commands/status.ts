@@ -56,7 +56,7 @@ Exits 3 (LSB "not running") when no daemon runs for the project.`;
         linkDetails.push(`next retry in ${formatDuration(inSeconds)}`);
       }
     }
-    if (link.backlog !== undefined) {
+    if (link.url !== null && link.backlog !== undefined) {
       const age =
         link.oldest_unacked_age_seconds === null || link.oldest_unacked_age_seconds === undefined
           ? ''

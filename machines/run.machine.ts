@@ -60,6 +60,8 @@ export interface RunContext {
 /** One durable transition: the run's new state and the event that records it. */
 export interface Checkpoint {
   readonly event: { readonly type: string; readonly data: Record<string, unknown> };
+  /** A second event recorded in the same transaction (a step that fails and fails its run). */
+  readonly then?: { readonly type: string; readonly data: Record<string, unknown> };
   readonly run?: {
     readonly state?: RunState;
     readonly reason?: string | null;
@@ -212,7 +214,7 @@ export const runMachine = setup({
     cancel: null,
     resume: input.resume,
     // A restored run that got past its first step has started before.
-    started: input.stepIndex > 0 || input.resume === 'waiting',
+    started: input.stepIndex > 0 || input.attempt > 1 || input.resume === 'waiting',
   }),
   initial: 'restoring',
   states: {
@@ -382,12 +384,7 @@ export const runMachine = setup({
                         reason: context.reason,
                         finished: true,
                       },
-                    }),
-                  },
-                  {
-                    type: 'checkpoint',
-                    params: ({ context }) => ({
-                      event: {
+                      then: {
                         type: 'run.failed',
                         data: { reason: context.reason, step_id: currentStep(context)?.id },
                       },
@@ -409,7 +406,7 @@ export const runMachine = setup({
                       type: 'run.cancelling',
                       data: { reason: event.reason, by: event.by ?? null, step_id: currentStep(context)?.id },
                     },
-                    run: { state: 'cancelling' },
+                    run: { state: 'cancelling', reason: `cancelled: ${event.reason}` },
                   }),
                 },
                 'cancelStep',
@@ -464,12 +461,7 @@ export const runMachine = setup({
                     },
                   },
                   step: { idx: context.stepIndex, state: 'failed', finished: true, reason: 'denied' },
-                }),
-              },
-              {
-                type: 'checkpoint',
-                params: ({ context }) => ({
-                  event: {
+                  then: {
                     type: 'run.failed',
                     data: { reason: 'gate_denied', step_id: currentStep(context)?.id },
                   },

@@ -204,7 +204,11 @@ export function createIntake(deps: IntakeDeps): Intake {
             key: call.key,
             runId: params.run_id,
             stepId: null,
-            command: { type: 'run.cancel', reason: params.reason ?? 'cancelled by request' },
+            command: {
+              type: 'run.cancel',
+              reason: params.reason ?? 'cancelled by request',
+              ...(params.by ? { by: params.by } : {}),
+            },
           });
           return;
         }
@@ -320,7 +324,7 @@ function gatewayCall(
       case 'run.cancel':
         return {
           method: 'run.cancel',
-          params: { run_id: command.run_id, ...(a.reason ? { reason: a.reason } : {}) },
+          params: { run_id: command.run_id, ...a },
         };
       case 'gate.decide':
         return { method: 'gate.decide', params: { run_id: command.run_id, ...a } };

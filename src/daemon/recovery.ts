@@ -24,7 +24,20 @@ export async function recoverRuns(
   killGraceMs: number,
 ): Promise<RunRecovery> {
   const restored: RestoredRun[] = [];
-  for (const record of store.runs.unfinished()) {
+  const unfinished = store.runs.unfinished();
+  // Leftover processes of every interrupted run get their SIGTERM at once: the grace periods
+  // run side by side, so start-up waits one grace period, not one per run.
+  const executing = unfinished.filter(
+    (record) => record.state === 'running' || record.state === 'cancelling',
+  );
+  const killed = new Map(
+    await Promise.all(
+      executing.map(
+        async (record) => [record.runId, await killRunProcesses(record.runId, killGraceMs)] as const,
+      ),
+    ),
+  );
+  for (const record of unfinished) {
     const log = logger.child({ run: record.runId });
     let workflow: Workflow;
     try {
@@ -51,7 +64,7 @@ export async function recoverRuns(
     } else if (record.state === 'waiting') {
       restored.push(entry('waiting'));
     } else {
-      const resumed = await recoverExecuting(store, record, workflow, log, killGraceMs);
+      const resumed = recoverExecuting(store, record, workflow, log, killed.get(record.runId) ?? 0);
       if (resumed !== null) restored.push(entry('queued', resumed));
     }
   }
@@ -63,14 +76,13 @@ export async function recoverRuns(
 }
 
 /** A run that was running or cancelling: returns the attempt to re-queue it with, or null if it ended. */
-async function recoverExecuting(
+function recoverExecuting(
   store: Store,
   record: RunRecord,
   workflow: Workflow,
   log: Logger,
-  killGraceMs: number,
-): Promise<number | null> {
-  const killed = await killRunProcesses(record.runId, killGraceMs);
+  killed: number,
+): number | null {
   const step = workflow.steps[record.stepIndex];
   const stepState = store.runs.get(record.runId)?.steps[record.stepIndex]?.state;
   const idx = record.stepIndex;

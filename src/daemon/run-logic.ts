@@ -90,7 +90,8 @@ export function createRunLogic(deps: RunLogicDeps) {
       if (cp.step.finished) step.finishedAt = iso;
       steps.push(step);
     }
-    const entries = store.runs.record(context.runId, patch, [cp.event], steps, now);
+    const events = cp.then === undefined ? [cp.event] : [cp.event, cp.then];
+    const entries = store.runs.record(context.runId, patch, events, steps, now);
     bus.publish(context.runId, entries);
   }
 

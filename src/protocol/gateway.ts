@@ -131,7 +131,7 @@ export type DownFrame = z.infer<typeof DownFrameSchema>;
 // ---- command arguments (checked after the frame, so a bad command is rejected, not fatal) ------
 
 export const RunStartArgsSchema = z.object({ workflow_id: z.string(), inputs: JsonObject.default({}) });
-export const RunCancelArgsSchema = z.object({ reason: z.string().optional() });
+export const RunCancelArgsSchema = z.object({ reason: z.string().optional(), by: z.string().optional() });
 export const GateDecideArgsSchema = z.object({
   step_id: z.string(),
   decision: z.enum(['approve', 'deny']),

@@ -57,6 +57,7 @@ export type InputSubmitParams = z.infer<typeof InputSubmitParamsSchema>;
 
 export const RunCancelParamsSchema = z.strictObject({
   run_id: RunIdSchema,
+  by: Actor,
   reason: z.optional(z.string().check(z.maxLength(1000))),
 });
 export type RunCancelParams = z.infer<typeof RunCancelParamsSchema>;

@@ -52,7 +52,7 @@ function harness(options: { stepIndex?: number; resume?: RunResume; attempt?: nu
       resume: options.resume ?? 'queued',
     },
   }).start();
-  const events = () => checkpoints.map((c) => c.event.type);
+  const events = () => checkpoints.flatMap((c) => (c.then ? [c.event.type, c.then.type] : [c.event.type]));
   return { actor, clock, checkpoints, reports, started, cancels, stopped, outputs, events };
 }
 
@@ -119,8 +119,13 @@ describe('run machine', () => {
     h.actor.send(exited(3));
     expect(h.actor.getSnapshot().value).toBe('failed');
     expect(h.actor.getSnapshot().context.reason).toBe('step_failed: exit code 3');
-    expect(h.checkpoints.at(-1)?.run).toMatchObject({ state: 'failed', finished: true });
-    expect(h.checkpoints.at(-2)?.step).toMatchObject({ idx: 0, state: 'failed', exitCode: 3 });
+    // One transaction: the step fails and so does the run (a crash cannot split them).
+    expect(h.checkpoints.at(-1)).toMatchObject({
+      event: { type: 'step.finished' },
+      then: { type: 'run.failed' },
+      run: { state: 'failed', finished: true },
+      step: { idx: 0, state: 'failed', exitCode: 3 },
+    });
   });
 
   it('fails on a timeout with reason timeout', () => {
