@@ -2,10 +2,11 @@
  * The root daemon actor: booting → serving → draining → stopped.
  *
  * It decides; it does no I/O. The control socket lives in a spawned callback actor (`control`),
- * start-up recovery in an invoked promise actor, and journaling in the named `journal` action;
+ * the gateway link in a spawned machine (`gateway`), the runs in run actors (`run:<id>`) under 64
+ * shard actors, start-up recovery in an invoked promise actor, and journaling in named actions;
  * the daemon wiring (src/daemon/) provides the real implementations through `provide()`, tests
- * provide fakes. Work that must reach a safe point before the daemon stops (runs, later) reports
- * `work.started` / `work.settled`; draining waits for it, bounded by the `drainTimeout` delay.
+ * provide fakes. Draining waits for runs executing steps (and any other work reported through
+ * `work.started` / `work.settled`) to reach a safe point, bounded by the `drainTimeout` delay.
  */
 import { assign, enqueueActions, fromCallback, fromPromise, sendTo, setup } from 'xstate';
 import type {
@@ -446,7 +447,7 @@ export const daemonMachine = setup({
   },
 }).createMachine({
   id: 'daemon',
-  description: 'The root of the daemon: owns the control socket and, later, the gateway link and every run.',
+  description: 'The root of the daemon: owns the control socket, the gateway link and every run.',
   context: ({ input }) => ({
     facts: input.facts,
     drainTimeoutMs: input.drainTimeoutMs,

@@ -2,7 +2,7 @@
  * Where control calls enter the daemon. Reads (runs list/show, logs) are answered from the store;
  * everything that changes state is validated here — the workflow exists, inputs and answers fit
  * their specs — and handed to the root actor as a typed event, which decides. The gateway's
- * commands will enter through the same functions.
+ * commands enter through the same functions (`applyGatewayCommand`).
  */
 import type { DaemonEvent } from '../../machines/daemon.machine.js';
 import type { ControlCall } from '../control/server.js';

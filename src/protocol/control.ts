@@ -96,7 +96,7 @@ export type RunCounts = z.infer<typeof RunCountsSchema>;
 
 export const GatewayLinkStatusSchema = z.object({
   /** offline | connecting | handshaking | authed | backoff | rejected | superseded | closed */
-  /** `offline`: no link to a gateway (none configured, or not built yet); events stay in the local store. */
+  /** `offline` means no gateway is configured: events stay in the local store. */
   state: z.string(),
   url: z.nullable(z.string()),
   since: z.nullable(z.string()),

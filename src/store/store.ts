@@ -1,7 +1,8 @@
 /**
  * The daemon's durable store: one SQLite file holding a little metadata and an append-only
- * journal. Every write is one transaction, synced before it returns, so whatever a caller was
- * told is stored survives a crash or a SIGKILL of the daemon.
+ * journal, runs, and the gateway's outbox cursor and inbox. Every write is one transaction,
+ * committed to the WAL before it returns, so whatever a caller was told is stored survives a
+ * crash or a SIGKILL of the daemon (synchronous=NORMAL: only a power loss can take the last ones).
  */
 import { randomUUID } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
