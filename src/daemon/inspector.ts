@@ -38,6 +38,8 @@ const SECRET_KEY = /token|secret|password|authorization|cookie|api[_-]?key/i;
 
 const MAX_PAYLOAD_BYTES = 1024 * 1024;
 const REPLAY_MAX_MESSAGES = 200;
+/** Actors whose registration a late page gets (the oldest are forgotten past it). */
+const MAX_REMEMBERED_ACTORS = 20_000;
 // 200 messages of up to maxPayload each would be 200 MiB held for the daemon's lifetime.
 const REPLAY_MAX_BYTES = 16 * 1024 * 1024;
 // A browser tab that stops reading must not make the daemon buffer without bound.
@@ -370,7 +372,31 @@ export async function startInspectorRelay(options: InspectorRelayOptions = {}): 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD_BYTES, clientTracking: true });
   wss.on('error', () => {});
 
+  // Every live actor's registration and latest snapshot, so a page opened late still sees the
+  // whole tree (the root and its first children are long out of the last-200 window by then).
+  const actors = new Map<string, { registration: string; snapshot: string | null }>();
+  const remember = (message: string): void => {
+    let parsed: { type?: unknown; sessionId?: unknown; snapshot?: { status?: unknown } };
+    try {
+      parsed = JSON.parse(message) as typeof parsed;
+    } catch {
+      return;
+    }
+    if (typeof parsed.sessionId !== 'string') return;
+    if (parsed.type === '@xstate.actor') {
+      actors.set(parsed.sessionId, { registration: message, snapshot: null });
+      if (actors.size > MAX_REMEMBERED_ACTORS) actors.delete(actors.keys().next().value ?? '');
+    } else if (parsed.type === '@xstate.snapshot') {
+      const entry = actors.get(parsed.sessionId);
+      const status = parsed.snapshot?.status;
+      if (entry === undefined) return;
+      if (status === 'done' || status === 'stopped' || status === 'error') actors.delete(parsed.sessionId);
+      else entry.snapshot = message;
+    }
+  };
+
   const broadcast = (from: WebSocket, message: string): void => {
+    remember(message);
     const size = Buffer.byteLength(message);
     replay.push(message);
     replayBytes += size;
@@ -397,6 +423,8 @@ export async function startInspectorRelay(options: InspectorRelayOptions = {}): 
   wss.on('connection', (ws) => {
     ws.on('error', () => {});
     resolveDaemonSocket(ws);
+    for (const { registration } of actors.values()) ws.send(registration);
+    for (const { snapshot } of actors.values()) if (snapshot !== null) ws.send(snapshot);
     for (const message of replay) ws.send(message);
     ws.on('message', (data) => broadcast(ws, rawToString(data)));
   });

@@ -44,6 +44,16 @@ export function daemonEndpoint(gatewayUrl: string): string {
   return url.toString();
 }
 
+/**
+ * A close reason within the 123 bytes WebSocket allows (ws throws past it), cut on a character
+ * boundary: the text may come from the gateway's own frame and hold any characters.
+ */
+export function closeReason(text: string): string {
+  let reason = text;
+  while (Buffer.byteLength(reason) > 123) reason = reason.slice(0, Math.max(0, reason.length - 8));
+  return reason;
+}
+
 export function transportLogic(deps: TransportDeps) {
   return fromCallback<TransportCommand, { url: string }>(({ input, sendBack, receive }) => {
     const { store } = deps;
@@ -80,7 +90,7 @@ export function transportLogic(deps: TransportDeps) {
     const protocolError = (message: string, code: number = CloseCode.invalidFrame) => {
       log.warn({ code, reason: message }, 'gateway protocol error: closing the link');
       send({ op: 'error', code, message });
-      ws.close(code, message.slice(0, 120));
+      ws.close(code, closeReason(message));
     };
 
     /** Sends what the credit and the socket buffer allow; then says whether the backlog is drained. */

@@ -131,7 +131,8 @@ export class GatewayStore {
         frame.dseq,
         frame.cmd_id,
         frame.kind,
-        frame.run_id ?? null,
+        // A run.start names no run: the daemon picks the id (assignRun) and keeps it here.
+        frame.kind === 'run.start' ? null : (frame.run_id ?? null),
         JSON.stringify(frame.args),
         now.toISOString(),
       );

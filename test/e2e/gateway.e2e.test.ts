@@ -254,12 +254,25 @@ describe('gateway link (charter.v1)', () => {
     await startDaemon(root, peer);
     await peer.waitForConnection(5000);
     const [pid] = daemonPids(root);
-    peer.sendRaw('{not json');
-    await peer.waitForConnection(10_000);
-    peer.sendRaw(JSON.stringify({ op: 'teleport', x: 1 }));
-    await peer.waitForConnection(10_000);
-    peer.sendOversized();
-    await peer.waitForConnection(10_000);
+    // Each bad frame must cost the connection (the daemon closes it) and nothing else.
+    const survives = async (what: string, send: () => void) => {
+      const before = peer.connections.length;
+      const dropped = peer.connections.at(-1);
+      send();
+      await peer.waitFor(
+        () => dropped?.closedAt !== null,
+        10_000,
+        `the daemon to drop the link after ${what}`,
+      );
+      await peer.waitFor(() => peer.connections.length > before, 15_000, `a new connection after ${what}`);
+      await peer.waitForConnection(15_000);
+      expect(daemonPids(root), what).toEqual([pid]);
+    };
+    await survives('invalid JSON', () => peer.sendRaw('{not json'));
+    await survives('an unknown op', () => peer.sendRaw(JSON.stringify({ op: 'teleport', x: 1 })));
+    await survives('an oversized frame', () => peer.sendOversized());
+    // 100 two-byte characters: echoed in the close reason, which must stay within 123 bytes.
+    await survives('a long non-ASCII op', () => peer.sendRaw(JSON.stringify({ op: 'é'.repeat(100) })));
     expect(daemonPids(root)).toEqual([pid]);
     expect((await status(root)).state).toBe('serving');
   });
