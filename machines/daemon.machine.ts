@@ -496,14 +496,13 @@ export const daemonMachine = setup({
             const command = event;
             const run = context.runs[command.runId];
             const wanted = command.command.type === 'gate.decide' ? 'a gate decision' : 'answers';
-            const at = run?.waitingFor
-              ? ` (it waits at ${run.waitingFor.kind} step "${run.waitingFor.stepId}")`
-              : '';
+            const atStep = command.stepId === null ? '' : ` at step "${command.stepId}"`;
+            const where = run?.waitingFor
+              ? `waits at ${run.waitingFor.kind} step "${run.waitingFor.stepId}"`
+              : `is ${run?.state ?? 'unknown'}`;
             return {
               code: 'RUN_NOT_WAITING',
-              message: `run ${command.runId} is ${run?.state ?? 'unknown'} and not waiting for ${wanted}${
-                command.stepId === null ? '' : ` at step "${command.stepId}"`
-              }${at}`,
+              message: `run ${command.runId} ${where}: it is not waiting for ${wanted}${atStep}`,
             };
           },
         },
