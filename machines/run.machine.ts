@@ -61,7 +61,7 @@ export interface RunContext {
 export interface Checkpoint {
   readonly event: { readonly type: string; readonly data: Record<string, unknown> };
   /** A second event recorded in the same transaction (a step that fails and fails its run). */
-  readonly then?: { readonly type: string; readonly data: Record<string, unknown> };
+  readonly followedBy?: { readonly type: string; readonly data: Record<string, unknown> };
   readonly run?: {
     readonly state?: RunState;
     readonly reason?: string | null;
@@ -384,7 +384,7 @@ export const runMachine = setup({
                         reason: context.reason,
                         finished: true,
                       },
-                      then: {
+                      followedBy: {
                         type: 'run.failed',
                         data: { reason: context.reason, step_id: currentStep(context)?.id },
                       },
@@ -461,7 +461,7 @@ export const runMachine = setup({
                     },
                   },
                   step: { idx: context.stepIndex, state: 'failed', finished: true, reason: 'denied' },
-                  then: {
+                  followedBy: {
                     type: 'run.failed',
                     data: { reason: 'gate_denied', step_id: currentStep(context)?.id },
                   },

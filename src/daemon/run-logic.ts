@@ -90,7 +90,7 @@ export function createRunLogic(deps: RunLogicDeps) {
       if (cp.step.finished) step.finishedAt = iso;
       steps.push(step);
     }
-    const events = cp.then === undefined ? [cp.event] : [cp.event, cp.then];
+    const events = cp.followedBy === undefined ? [cp.event] : [cp.event, cp.followedBy];
     const entries = store.runs.record(context.runId, patch, events, steps, now);
     bus.publish(context.runId, entries);
   }

@@ -52,7 +52,8 @@ function harness(options: { stepIndex?: number; resume?: RunResume; attempt?: nu
       resume: options.resume ?? 'queued',
     },
   }).start();
-  const events = () => checkpoints.flatMap((c) => (c.then ? [c.event.type, c.then.type] : [c.event.type]));
+  const events = () =>
+    checkpoints.flatMap((c) => (c.followedBy ? [c.event.type, c.followedBy.type] : [c.event.type]));
   return { actor, clock, checkpoints, reports, started, cancels, stopped, outputs, events };
 }
 
@@ -122,7 +123,7 @@ describe('run machine', () => {
     // One transaction: the step fails and so does the run (a crash cannot split them).
     expect(h.checkpoints.at(-1)).toMatchObject({
       event: { type: 'step.finished' },
-      then: { type: 'run.failed' },
+      followedBy: { type: 'run.failed' },
       run: { state: 'failed', finished: true },
       step: { idx: 0, state: 'failed', exitCode: 3 },
     });
