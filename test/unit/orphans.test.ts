@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isProcessAlive } from '../../src/cli/process.js';
 import { findRunProcesses, killRunProcesses, processGroupAlive } from '../../src/workflow/orphans.js';
