@@ -1,12 +1,13 @@
 /**
- * `npm run bench`: start-up cost of the charter-daemon CLI and of the daemon itself, measured in one
- * run against baselines measured in the same run. See bench/README.md.
+ * `npm run bench`: start-up cost of the charter-daemon CLI and of the daemon itself, runs, and the
+ * gateway link, measured in one run against baselines measured in the same run. See bench/README.md.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gatewayBench, killGatewayChildren, printGateway } from './gateway.js';
 import { round1, roundStats, type Stats, summarize, timeNodeOk } from './measure.js';
 import { printRuns, runsBench } from './runs.js';
 
@@ -50,9 +51,9 @@ function removeProject(dir: string): void {
   tempDirs.delete(dir);
 }
 
-async function startDaemon(project: string): Promise<number> {
+async function startDaemon(project: string, extraArgs: readonly string[] = []): Promise<number> {
   daemons.add(project);
-  return (await timeNodeOk([cli, 'start', '--project-path', project], repoRoot)).ms;
+  return (await timeNodeOk([cli, 'start', '--project-path', project, ...extraArgs], repoRoot)).ms;
 }
 
 async function stopDaemon(project: string): Promise<number> {
@@ -90,6 +91,7 @@ async function daemonRssMiB(project: string): Promise<number | null> {
 
 /** Stops every daemon this run started and removes its temp dirs. Synchronous, so signal handlers can use it. */
 function cleanup(): void {
+  killGatewayChildren();
   for (const project of daemons) {
     spawnSync(process.execPath, [cli, 'stop', '--force', '--timeout', '5', '--project-path', project], {
       stdio: 'ignore',
@@ -214,6 +216,17 @@ async function main(): Promise<void> {
   });
   printRuns(runs, verdict);
 
+  // 6–9. The gateway link: shipping rate, reconnect, latency, fairness.
+  const gateway = await gatewayBench({
+    repoRoot,
+    cli,
+    makeProject,
+    startDaemon,
+    stopDaemon: stopOrKill,
+    removeProject,
+  });
+  printGateway(gateway, verdict);
+
   const results = {
     date: new Date().toISOString(),
     node: process.version,
@@ -231,7 +244,16 @@ async function main(): Promise<void> {
     daemon_wall_ms: { runs: START_RUNS, start: roundStats(start), stop: roundStats(stop) },
     daemon_rss_mib: { after_start: rssAfterStart, after_status_calls: rssAfterStatus },
     runs: { parked: runs.parked, trivial: runs.trivial },
-    goals: { ...goals, ...runs.goals },
+    gateway: {
+      hb_ms: gateway.hb_ms,
+      credit: gateway.credit,
+      shipping: gateway.shipping,
+      reconnect: gateway.reconnect,
+      latency: gateway.latency,
+      fairness: gateway.fairness,
+      integrity: gateway.integrity,
+    },
+    goals: { ...goals, ...runs.goals, ...gateway.goals },
   };
   mkdirSync(join(repoRoot, 'dist/bench'), { recursive: true });
   writeFileSync(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
