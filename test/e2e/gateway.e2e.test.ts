@@ -56,6 +56,16 @@ async function status(root: string): Promise<Extract<StatusJson, { running: true
   return json;
 }
 
+async function waitUntilState(root: string, state: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const current = await status(root);
+    if (current.gateway.state === state) return;
+    if (Date.now() > deadline) throw new Error(`link never ${state}: ${JSON.stringify(current.gateway)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function waitForBacklogZero(root: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -179,20 +189,41 @@ describe('gateway link (charter.v1)', () => {
     const peer = await gateway();
     const root = project();
     await startDaemon(root, peer, 'tok-WRONG-should-never-be-logged');
-    const deadline = Date.now() + 5000;
-    let state = '';
-    while (Date.now() < deadline) {
-      state = (await status(root)).gateway.state;
-      if (state === 'rejected') break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(state).toBe('rejected');
+    await waitUntilState(root, 'rejected', 5000);
     const current = await status(root);
     expect(JSON.stringify(current)).not.toContain('tok-WRONG');
     expect(current.gateway.last_error).toContain('401');
     const stateDir = join(root, '.charter/daemon');
     for (const file of readdirSync(stateDir).filter((f) => /^daemon\.(log|out)/.test(f))) {
       expect(readFileSync(join(stateDir, file), 'utf8'), file).not.toContain('tok-WRONG');
+    }
+  });
+
+  it('rejected recovers at once when the token file changes (no wait for the 30 s retry)', async () => {
+    const peer = await gateway();
+    const root = project();
+    const tokenFile = join(root, 'gateway.token');
+    writeFileSync(tokenFile, 'tok-stale\n', { mode: 0o600 });
+    const started = await runCli([
+      'start',
+      '--project-path',
+      root,
+      '--gateway',
+      peer.url,
+      '--gateway-token-file',
+      tokenFile,
+    ]);
+    expect(started.code, started.stderr).toBe(0);
+    await waitUntilState(root, 'rejected');
+    const rotatedAt = Date.now();
+    writeFileSync(tokenFile, 'tok-e2e-SECRET\n');
+    await peer.waitForConnection(10_000);
+    expect(Date.now() - rotatedAt).toBeLessThan(30_000);
+    expect((await status(root)).gateway.state).toBe('authed');
+    for (const file of readdirSync(join(root, '.charter/daemon')).filter((f) =>
+      /^daemon\.(log|out)/.test(f),
+    )) {
+      expect(readFileSync(join(root, '.charter/daemon', file), 'utf8'), file).not.toContain('tok-e2e-SECRET');
     }
   });
 
