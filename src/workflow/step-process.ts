@@ -7,9 +7,11 @@
  * the shell exits, and a timeout or cancel escalates SIGTERM → (grace) → SIGKILL on the group.
  *
  * Output is coalesced per stream into chunks of at most `maxChunkBytes`, flushed every `flushMs`
- * or when a chunk is full, decoded as UTF-8 without splitting characters. Past `maxBytesPerStep`
- * one truncation marker is emitted and the rest is read and dropped, so the process never blocks
- * on a full pipe. Every chunk is delivered before `done` resolves; `done` never rejects.
+ * or when a chunk is full, decoded as UTF-8 without splitting characters. Reading is limited to
+ * `maxBytesPerSecond` (the pipes are paused past it, so a flooding step waits on its writes
+ * rather than flooding the daemon). Past `maxBytesPerStep` one truncation marker is emitted and
+ * the rest is read (at that rate) and dropped. Every chunk is delivered before `done` resolves;
+ * `done` never rejects.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
@@ -24,6 +26,12 @@ export interface StepOutputOptions {
   flushMs?: number;
   /** Bytes (both streams together) kept per step; the rest is dropped. Default 16 MiB. */
   maxBytesPerStep?: number;
+  /**
+   * Bytes per second read from the step (both streams). Past it the pipes are paused, so the
+   * process waits on its writes: nothing is lost, and one run cannot flood the daemon, the store
+   * or the gateway link. Default 8 MiB/s.
+   */
+  maxBytesPerSecond?: number;
 }
 
 export interface StepProcessOptions {
@@ -51,6 +59,9 @@ export interface StepProcess {
 export const DEFAULT_MAX_CHUNK_BYTES = 64 * 1024;
 export const DEFAULT_FLUSH_MS = 50;
 export const DEFAULT_MAX_BYTES_PER_STEP = 16 * 1024 * 1024;
+export const DEFAULT_MAX_BYTES_PER_SECOND = 8 * 1024 * 1024;
+/** The rate is enforced per window of this length (budget = rate × window). */
+const RATE_WINDOW_MS = 100;
 
 const GROUP_POLL_MS = 20;
 /** After the group is gone, how long to wait for pipes held open by an escaped process. */
@@ -100,6 +111,10 @@ class StepSupervisor implements StepProcess {
   private graceTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
+  private rateTimer: NodeJS.Timeout | undefined;
+  private readonly windowBudget: number;
+  private windowStart = Date.now();
+  private windowBytes = 0;
 
   constructor(
     private readonly child: ChildProcess,
@@ -117,8 +132,18 @@ class StepSupervisor implements StepProcess {
       Math.max(0, out.maxBytesPerStep ?? DEFAULT_MAX_BYTES_PER_STEP),
     );
 
-    child.stdout?.on('data', (data: Buffer) => this.output.push('stdout', data));
-    child.stderr?.on('data', (data: Buffer) => this.output.push('stderr', data));
+    this.windowBudget = Math.max(
+      1,
+      ((out.maxBytesPerSecond ?? DEFAULT_MAX_BYTES_PER_SECOND) * RATE_WINDOW_MS) / 1000,
+    );
+    child.stdout?.on('data', (data: Buffer) => {
+      this.output.push('stdout', data);
+      this.meter(data.length);
+    });
+    child.stderr?.on('data', (data: Buffer) => {
+      this.output.push('stderr', data);
+      this.meter(data.length);
+    });
     // A pipe error must not become an uncaught exception; 'close' still follows.
     child.stdout?.on('error', () => {});
     child.stderr?.on('error', () => {});
@@ -142,6 +167,32 @@ class StepSupervisor implements StepProcess {
         Math.min(timeoutMs, MAX_TIMER_MS),
       );
     }
+  }
+
+  /** Counts bytes read; past the window's budget, pauses the pipes until the next window. */
+  private meter(bytes: number): void {
+    const now = Date.now();
+    if (now - this.windowStart >= RATE_WINDOW_MS) {
+      this.windowStart = now;
+      this.windowBytes = 0;
+    }
+    this.windowBytes += bytes;
+    if (this.windowBytes < this.windowBudget || this.rateTimer !== undefined) return;
+    this.child.stdout?.pause();
+    this.child.stderr?.pause();
+    // Resume when the bytes already read fit the rate (a large read may span several windows).
+    const waitMs =
+      Math.ceil((this.windowBytes / this.windowBudget) * RATE_WINDOW_MS) - (now - this.windowStart);
+    this.rateTimer = setTimeout(
+      () => {
+        this.rateTimer = undefined;
+        this.windowStart = Date.now();
+        this.windowBytes = 0;
+        this.child.stdout?.resume();
+        this.child.stderr?.resume();
+      },
+      Math.max(1, waitMs),
+    );
   }
 
   cancel(reason: string): void {
@@ -229,11 +280,12 @@ class StepSupervisor implements StepProcess {
     this.clearTimer('graceTimer');
     this.clearTimer('pollTimer');
     this.clearTimer('closeTimer');
+    this.clearTimer('rateTimer');
     this.output.end();
     this.resolveDone(outcome);
   }
 
-  private clearTimer(name: 'timeoutTimer' | 'graceTimer' | 'pollTimer' | 'closeTimer'): void {
+  private clearTimer(name: 'timeoutTimer' | 'graceTimer' | 'pollTimer' | 'closeTimer' | 'rateTimer'): void {
     const timer = this[name];
     if (timer !== undefined) clearTimeout(timer);
     this[name] = undefined;

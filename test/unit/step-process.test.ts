@@ -243,6 +243,17 @@ describe('startStepProcess', { timeout: 10_000 }, () => {
     expect(out[lines - 1]).toBe(String(lines - 1).padStart(63, '0'));
   });
 
+  it('reads at most maxBytesPerSecond: the writer is slowed down, and nothing is lost', async () => {
+    // 512 KiB at 256 KiB/s: at least ~1 s of pauses in which the writer waits on its pipe.
+    const started = Date.now();
+    const { done, text } = run(`head -c 524288 /dev/zero | tr '\\0' 'x'`, {
+      output: { maxBytesPerSecond: 256 * 1024 },
+    });
+    expect(await done).toEqual({ kind: 'exited', exitCode: 0 });
+    expect(text('stdout')).toBe('x'.repeat(524_288));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
   it('never splits a multi-byte character across chunks, whatever the chunk size', async () => {
     const { done, chunks, text } = run(`i=0; while [ $i -lt 2000 ]; do printf 'a€b😀'; i=$((i+1)); done`, {
       output: { maxChunkBytes: 7, flushMs: 1_000 },
