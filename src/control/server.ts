@@ -40,6 +40,8 @@ export interface ControlServerOptions {
   readonly daemonVersion: string;
   readonly pid: number;
   readonly dispatch: (call: ControlCall) => void;
+  /** A call whose client went away before its last reply (a stream can stop producing). */
+  readonly abandon?: (key: string) => void;
   readonly logger?: ControlServerLogger;
   /** A connection with no request in flight that sends no complete line for this long is closed. */
   readonly idleTimeoutMs?: number;
@@ -341,7 +343,10 @@ export class ControlServer {
 
   #forget(connection: Connection): void {
     this.#disarmIdleTimer(connection);
-    for (const key of connection.inFlight.keys()) this.#calls.delete(key);
+    for (const key of connection.inFlight.keys()) {
+      this.#calls.delete(key);
+      this.#options.abandon?.(key);
+    }
     connection.inFlight.clear();
     this.#connections.delete(connection.id);
   }

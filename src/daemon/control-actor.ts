@@ -25,6 +25,7 @@ export function controlServerLogic(deps: ControlActorDeps) {
       pid: process.pid,
       idleTimeoutMs: deps.idleTimeoutMs,
       logger: deps.logger,
+      abandon: (key) => deps.intake.abandon(key),
       // The server validated method and params against the protocol schemas.
       dispatch: (call) =>
         deps.intake.handle(call, {

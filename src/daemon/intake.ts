@@ -38,6 +38,8 @@ export interface Intake {
   handle(call: ControlCall, io: CallIo): void;
   /** A command from the gateway, already stored and acknowledged: same validation, same root events. */
   applyGatewayCommand(command: CommandFrame, toRoot: (event: DaemonEvent) => void): void;
+  /** The caller of a call has gone: stop whatever still produces for it (a log follow). */
+  abandon(key: string): void;
   /** The root's answer to a call: to the socket client, or (for gateway commands) upstream. */
   deliver(key: string, reply: ControlReply, toClient: (reply: ControlReply) => boolean): void;
 }
@@ -48,6 +50,8 @@ export function createIntake(deps: IntakeDeps): Intake {
   const { store, catalog, bus } = deps;
   /** Status calls in flight: their answers get the store's outbox figures added. */
   const statusKeys = new Set<string>();
+  /** Log follows in progress, by call key: how to stop each. */
+  const follows = new Map<string, () => void>();
 
   const fail = (io: CallIo, error: unknown) => {
     const wire = isCharterError(error)
@@ -109,16 +113,20 @@ export function createIntake(deps: IntakeDeps): Intake {
     });
   }
 
-  function followLogs(params: ControlParams<'run.logs'>, io: CallIo): void {
+  function followLogs(key: string, params: ControlParams<'run.logs'>, io: CallIo): void {
     const detail = store.runs.get(params.run_id);
     if (detail === undefined)
       throw new CharterError('UNKNOWN_RUN', `no run ${params.run_id} in this project`);
     let lastSeq = params.after_seq;
     let done = false;
     let unsubscribe: (() => void) | undefined;
-    const finish = (state: RunDetail['state']) => {
+    const stop = () => {
       done = true;
       unsubscribe?.();
+      follows.delete(key);
+    };
+    const finish = (state: RunDetail['state']) => {
+      stop();
       io.reply({ result: { entries: [], state, done: true } });
     };
     const send = (entries: readonly LogEntry[], state: RunDetail['state']): boolean => {
@@ -133,18 +141,18 @@ export function createIntake(deps: IntakeDeps): Intake {
         if (done) return;
         const state = store.runs.getRecord(params.run_id)?.state ?? detail.state;
         if (!send(entries, state)) {
-          done = true;
-          unsubscribe?.();
+          stop();
           return;
         }
         if (entries.some((entry) => TERMINAL_EVENTS.has(entry.type))) finish(state);
       });
+      follows.set(key, stop);
     }
     for (;;) {
       const batch = store.runs.events(params.run_id, lastSeq, LOG_BATCH);
       if (batch.length === 0) break;
       if (!send(batch, detail.state)) {
-        unsubscribe?.();
+        stop();
         return;
       }
       if (batch.length < LOG_BATCH) break;
@@ -213,7 +221,7 @@ export function createIntake(deps: IntakeDeps): Intake {
           return;
         }
         case 'run.logs':
-          followLogs(call.params as ControlParams<'run.logs'>, io);
+          followLogs(call.key, call.params as ControlParams<'run.logs'>, io);
           return;
       }
     } catch (error) {
@@ -294,7 +302,12 @@ export function createIntake(deps: IntakeDeps): Intake {
     };
   }
 
-  return { handle: (call, io) => handle(call, io), applyGatewayCommand, deliver };
+  const abandon = (key: string): void => {
+    statusKeys.delete(key);
+    follows.get(key)?.();
+  };
+
+  return { handle: (call, io) => handle(call, io), applyGatewayCommand, deliver, abandon };
 }
 
 /** A gateway command as the control call it stands for, validated by the same schemas. */

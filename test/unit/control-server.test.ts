@@ -450,6 +450,18 @@ describe('ControlServer', () => {
     await waitUntil(() => closed, 'the refused client to be disconnected', 1_000);
   });
 
+  it('tells who produces for a call that its client went away (a log follow stops)', async () => {
+    const abandoned: string[] = [];
+    const { socketPath, calls } = await startServer({ abandon: (key) => abandoned.push(key) });
+    const client = await greetedPeer(socketPath);
+    await client.send({ id: 1, method: 'stop', params: {} });
+    await waitUntil(() => calls.length === 1, 'the stop to be dispatched');
+    expect(abandoned).toEqual([]);
+    client.destroy();
+    await waitUntil(() => abandoned.length === 1, 'the call to be abandoned');
+    expect(abandoned).toEqual([calls[0]?.key]);
+  });
+
   it('ignores replies to a client that disconnected, without throwing', async () => {
     const { socketPath, server, calls } = await startServer();
     const gone = await greetedPeer(socketPath);
