@@ -38,7 +38,13 @@ function setup() {
     { type: 'run.queued', data: {} },
   );
   const replies: ControlReply[] = [];
-  const io = { reply: (reply: ControlReply) => (replies.push(reply), true), toRoot: () => undefined };
+  const io = {
+    reply: (reply: ControlReply) => {
+      replies.push(reply);
+      return true;
+    },
+    toRoot: () => undefined,
+  };
   const batches = () => replies.map((reply) => ('result' in reply ? (reply.result as LogBatch) : null));
   return { store, bus, intake, runId, io, replies, batches };
 }
