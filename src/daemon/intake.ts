@@ -6,6 +6,7 @@
  */
 import type { DaemonEvent } from '../../machines/daemon.machine.js';
 import type { ControlCall } from '../control/server.js';
+import { errorCatalogue, isErrorCode } from '../errors/catalogue.js';
 import { CharterError, isCharterError } from '../errors/charter-error.js';
 import type { ControlReply, StatusResult } from '../protocol/control.js';
 import { type CommandFrame, commandArgs } from '../protocol/gateway.js';
@@ -284,6 +285,11 @@ export function createIntake(deps: IntakeDeps): Intake {
     }
     if (statusKeys.delete(key) && 'result' in reply) {
       toClient({ result: withOutbox(reply.result as StatusResult) });
+      return;
+    }
+    // The root decides some errors (QUEUE_FULL, DRAINING, …) but knows no catalogue: add the hint.
+    if ('error' in reply && reply.error.hint === undefined && isErrorCode(reply.error.code)) {
+      toClient({ error: { ...reply.error, hint: errorCatalogue[reply.error.code].hint } });
       return;
     }
     toClient(reply);

@@ -49,6 +49,30 @@ function setup() {
   return { store, bus, intake, runId, io, replies, batches };
 }
 
+describe('intake: replies from the root', () => {
+  it('an error decided by the root gets the catalogue hint on its way to the client', () => {
+    const t = setup();
+    const delivered: ControlReply[] = [];
+    t.intake.deliver(
+      'k',
+      { error: { code: 'QUEUE_FULL', message: '1000 runs are already waiting' } },
+      (reply) => {
+        delivered.push(reply);
+        return true;
+      },
+    );
+    expect(delivered).toEqual([
+      {
+        error: {
+          code: 'QUEUE_FULL',
+          message: '1000 runs are already waiting',
+          hint: 'Wait for queued runs to start, or raise daemon.max_queued_runs in charter.yml.',
+        },
+      },
+    ]);
+  });
+});
+
 describe('intake: run.logs', () => {
   it('without follow: the history, then the end of the stream', () => {
     const t = setup();
