@@ -31,7 +31,7 @@ import { RunAckSchema } from '../src/protocol/runs.js';
 import { packageVersion } from '../src/version.js';
 import { type FrameRecord, GatewayPeer } from '../test/support/gateway-peer.js';
 import { round1, summarize, timeNodeOk } from './measure.js';
-import type { Goal, Latency } from './runs.js';
+import type { BenchHost, Goal, Latency } from './runs.js';
 
 const TOKEN = 'bench-gateway-token';
 /** Heartbeat interval the gateway announces (welcome.hb_ms). */
@@ -70,15 +70,9 @@ const GOAL_RECONNECT_MS = 1000;
 const GOAL_LATENCY_P99_MS = 5;
 const GOAL_FAIRNESS_P99_MS = 100;
 
-/** What bench/run.ts lends: its CLI path and its project/daemon bookkeeping (cleaned up on any exit). */
-export interface GatewayBenchHost {
-  readonly repoRoot: string;
-  readonly cli: string;
-  makeProject(charterYml: string): string;
+/** The same host as the runs section, whose daemons may also take extra `start` arguments. */
+export interface GatewayBenchHost extends Omit<BenchHost, 'startDaemon'> {
   startDaemon(project: string, extraArgs?: readonly string[]): Promise<number>;
-  /** `stop`, then `stop --force` if that fails. */
-  stopDaemon(project: string): Promise<void>;
-  removeProject(project: string): void;
 }
 
 export interface ShipSample {

@@ -142,6 +142,21 @@ function cancelledWhileRunning({ context }: { context: RunContext }): Checkpoint
   };
 }
 
+/** A cancel while no process runs (queued or waiting): nothing to wait for, one checkpoint. */
+function cancelledWhilePaused(where: 'queued' | 'waiting') {
+  return ({ context, event }: { context: RunContext; event: RunEvent }): Checkpoint => {
+    const cancel = event.type === 'run.cancel' ? event : { reason: 'cancelled', by: undefined };
+    return {
+      event: { type: 'run.cancelled', data: { reason: cancel.reason, by: cancel.by ?? null, while: where } },
+      run: { state: 'cancelled', reason: `cancelled: ${cancel.reason}`, finished: true, waitingAt: null },
+      // A waiting run stands at its gate or input step, which ends with it.
+      ...(where === 'waiting'
+        ? { step: { idx: context.stepIndex, state: 'cancelled', finished: true } }
+        : {}),
+    };
+  };
+}
+
 export const runMachine = setup({
   types: {
     context: {} as RunContext,
@@ -248,22 +263,8 @@ export const runMachine = setup({
         'run.cancel': {
           target: 'cancelled',
           actions: [
-            { type: 'setReason', params: ({ event }) => ({ reason: event.reason }) },
-            {
-              type: 'checkpoint',
-              params: ({ event }) => ({
-                event: {
-                  type: 'run.cancelled',
-                  data: { reason: event.reason, by: event.by ?? null, while: 'queued' },
-                },
-                run: {
-                  state: 'cancelled',
-                  reason: `cancelled: ${event.reason}`,
-                  finished: true,
-                  waitingAt: null,
-                },
-              }),
-            },
+            { type: 'setReason', params: ({ event }) => ({ reason: `cancelled: ${event.reason}` }) },
+            { type: 'checkpoint', params: cancelledWhilePaused('queued') },
           ],
         },
       },
@@ -497,22 +498,7 @@ export const runMachine = setup({
           target: 'cancelled',
           actions: [
             { type: 'setReason', params: ({ event }) => ({ reason: `cancelled: ${event.reason}` }) },
-            {
-              type: 'checkpoint',
-              params: ({ context, event }) => ({
-                event: {
-                  type: 'run.cancelled',
-                  data: { reason: event.reason, by: event.by ?? null, while: 'waiting' },
-                },
-                run: {
-                  state: 'cancelled',
-                  reason: `cancelled: ${event.reason}`,
-                  finished: true,
-                  waitingAt: null,
-                },
-                step: { idx: context.stepIndex, state: 'cancelled', finished: true },
-              }),
-            },
+            { type: 'checkpoint', params: cancelledWhilePaused('waiting') },
           ],
         },
       },

@@ -8,7 +8,7 @@
  */
 import type Database from 'better-sqlite3';
 import { CharterError } from '../errors/charter-error.js';
-import type { RunCounts, RunState } from '../protocol/control.js';
+import { type RunCounts, type RunState, RunStateSchema } from '../protocol/control.js';
 import { emptyRunCounts } from '../protocol/run-counts.js';
 import type {
   LogEntry,
@@ -87,15 +87,7 @@ export interface ListRunsParams {
 /** Appends one journal entry inside the caller's transaction (the Store's own insert). */
 export type AppendJournalEntry = (entry: NewJournalEntry) => JournalEntry;
 
-const RUN_STATES: readonly RunState[] = [
-  'queued',
-  'running',
-  'waiting',
-  'cancelling',
-  'succeeded',
-  'failed',
-  'cancelled',
-];
+const RUN_STATES: readonly RunState[] = RunStateSchema.options;
 const UNFINISHED_STATES: readonly RunState[] = ['queued', 'running', 'waiting', 'cancelling'];
 
 const MAX_LIST_LIMIT = 1000;
