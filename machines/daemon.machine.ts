@@ -19,7 +19,7 @@ import type {
 } from '../src/protocol/control.js';
 import { emptyRunCounts } from '../src/protocol/run-counts.js';
 import { gatewayLinkMachine, type LinkReport } from './gateway-link.machine.js';
-import type { RunEvent, RunPlan, RunReport, RunResume } from './run.machine.js';
+import type { RunCommand, RunPlan, RunReport, RunResume, RunStateReport } from './run.machine.js';
 import { RUN_SHARDS, runShardMachine, shardOf } from './run-shard.machine.js';
 
 /** Facts about this daemon process, fixed at start. */
@@ -61,7 +61,7 @@ export type FinishedCounts = Pick<RunCounts, 'succeeded' | 'failed' | 'cancelled
 /** What the root knows of a live run: enough to count slots and check commands. */
 export interface RunEntry {
   state: RunState;
-  waitingFor: RunReport['waitingFor'];
+  waitingFor: RunStateReport['waitingFor'];
 }
 
 export type PreviousShutdown = 'first-start' | 'clean' | 'unclean';
@@ -87,6 +87,14 @@ export interface DaemonContext {
   liveCounts: RunCounts;
   /** Run ids waiting for a slot, first come first served. */
   queue: string[];
+  /**
+   * Commands sent to a run and not answered yet, by key → run id. A run answers each once it
+   * has recorded the effect; a run that ends first has its unanswered commands answered
+   * RUN_FINISHED here, so no caller waits forever.
+   */
+  commandsInFlight: Record<string, string>;
+  /** Submissions accepted and being stored (they count against the queue bound already). */
+  submitting: number;
   /** Runs restored at start-up, spawned when the daemon starts serving. */
   restoring: readonly RestoredRun[];
   finished: FinishedCounts;
@@ -121,17 +129,21 @@ export type RunSubmitEvent = {
 /** A validated command for a live run: a gate decision, answers, or a cancel. */
 export type RunCommandEvent = {
   type: 'run.command';
-  key: string;
   runId: string;
-  /** The step the caller means, when it named one. */
-  stepId: string | null;
-  command: Extract<RunEvent, { type: 'gate.decide' | 'input.submit' | 'run.cancel' }>;
+  /** Carries the key of the call it answers and, for decisions and answers, the step meant. */
+  command: RunCommand;
 };
+
+/** What became of storing a new run (`persistRun` reports it back to the root). */
+export type RunStoredEvent =
+  | { type: 'run.stored'; key: string; runId: string; plan: RunPlan }
+  | { type: 'run.storeFailed'; key: string; runId: string; error: { code: string; message: string } };
 
 export type DaemonEvent =
   | ControlRequestEvent
   | RunSubmitEvent
   | RunCommandEvent
+  | RunStoredEvent
   | RunReport
   | LinkReport
   | { type: 'control.listening' }
@@ -147,6 +159,13 @@ export interface DaemonOutput {
   readonly exitCode: number;
   readonly failure: string | null;
   readonly drainTimedOut: boolean;
+}
+
+export interface PersistRunParams {
+  readonly key: string;
+  readonly runId: string;
+  readonly plan: RunPlan;
+  readonly inputs: Record<string, unknown>;
 }
 
 export interface JournalParams {
@@ -220,18 +239,6 @@ function register(context: DaemonContext, runId: string, state: RunState): void 
 /** Runs in these states execute a step and hold one of the --max-runs slots. */
 function holdsSlot(state: RunState): boolean {
   return state === 'running' || state === 'cancelling';
-}
-
-/** The state a run reaches once it has taken a command (sent back to the caller). */
-function stateAfter(command: RunCommandEvent['command'], current: RunState): RunState {
-  switch (command.type) {
-    case 'gate.decide':
-      return command.decision === 'approve' ? 'queued' : 'failed';
-    case 'input.submit':
-      return 'queued';
-    case 'run.cancel':
-      return holdsSlot(current) ? 'cancelling' : 'cancelled';
-  }
 }
 
 export const daemonMachine = setup({
@@ -308,14 +315,23 @@ export const daemonMachine = setup({
       stopReason: 'failure',
     }),
     recordDrainTimeout: assign({ drainTimedOut: true }),
-    /** Records a new run (its row and `run.queued` event) before it is acknowledged; provided. */
-    persistRun: (_args, _params: { runId: string; workflowId: string; inputs: Record<string, unknown> }) =>
-      undefined,
+    /**
+     * Stores a new run (its row and `run.queued` event) and reports the outcome back as
+     * `run.stored` or `run.storeFailed`: the run is registered and acknowledged only once stored,
+     * and a failed write is answered instead of taking the root down. Provided by the wiring.
+     */
+    persistRun: ({ self }, params: PersistRunParams) => {
+      self.send({ type: 'run.stored', key: params.key, runId: params.runId, plan: params.plan });
+    },
+    countSubmitting: assign({
+      submitting: ({ context }, params: { delta: 1 | -1 }) => Math.max(0, context.submitting + params.delta),
+    }),
+
     replyError: sendTo(
       'control',
       ({ event }, params: { code: string; message: string }): ControlActorEvent => ({
         type: 'control.reply',
-        key: (event as { key: string }).key,
+        key: keyOf(event),
         reply: { error: { code: params.code, message: params.message } },
       }),
     ),
@@ -323,10 +339,23 @@ export const daemonMachine = setup({
       'control',
       ({ event }, params: { runId: string; state: RunState }): ControlActorEvent => ({
         type: 'control.reply',
-        key: (event as { key: string }).key,
+        key: keyOf(event),
         reply: { result: { run_id: params.runId, state: params.state } },
       }),
     ),
+    /** A run's answer to a command, once it has recorded the effect. */
+    replyAnswer: enqueueActions(({ event, enqueue }) => {
+      if (event.type !== 'run.answer') return;
+      enqueue.sendTo('control', {
+        type: 'control.reply',
+        key: event.key,
+        reply: event.reply,
+      } as ControlActorEvent);
+      enqueue.assign(({ context }) => {
+        delete context.commandsInFlight[event.key];
+        return { commandsInFlight: context.commandsInFlight };
+      });
+    }),
     spawnRun: sendTo(
       (_args, params: RestoredRun) => shardId(params.runId),
       (_args, params: RestoredRun) => ({ type: 'shard.spawn' as const, run: params }),
@@ -350,10 +379,20 @@ export const daemonMachine = setup({
       }
       enqueue.assign({ restoring: [] });
     }),
-    forwardCommand: sendTo(
-      ({ system, event }) => system.get(`run:${(event as RunCommandEvent).runId}`),
-      ({ event }) => (event as RunCommandEvent).command,
-    ),
+    /**
+     * Hands a command to its run, which answers it after recording the effect. A run actor that
+     * is already gone (it finished a moment ago) will not answer: its final `run.state` is on
+     * its way, and `trackRun` answers the command then.
+     */
+    forwardCommand: enqueueActions(({ system, event, enqueue }) => {
+      if (event.type !== 'run.command') return;
+      const run = system.get(`run:${event.runId}`);
+      if (run !== undefined) enqueue.sendTo(run, event.command);
+      enqueue.assign(({ context }) => {
+        context.commandsInFlight[event.command.key] = event.runId;
+        return { commandsInFlight: context.commandsInFlight };
+      });
+    }),
     /** Keeps the registry and the slot queue in step with what a run reports. */
     trackRun: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'run.state') return;
@@ -361,6 +400,20 @@ export const daemonMachine = setup({
       const previous = context.runs[runId];
       if (previous === undefined) return;
       if (state === 'succeeded' || state === 'failed' || state === 'cancelled') {
+        for (const [key, commandRun] of Object.entries(context.commandsInFlight)) {
+          if (commandRun !== runId) continue;
+          enqueue.sendTo('control', {
+            type: 'control.reply',
+            key,
+            reply: {
+              error: { code: 'RUN_FINISHED', message: `run ${runId} has already finished: ${state}` },
+            },
+          } as ControlActorEvent);
+          enqueue.assign(({ context: current }) => {
+            delete current.commandsInFlight[key];
+            return { commandsInFlight: current.commandsInFlight };
+          });
+        }
         enqueue.assign(({ context: current }) => {
           setRun(current, runId, undefined);
           return {
@@ -425,7 +478,7 @@ export const daemonMachine = setup({
     isStatusRequest: ({ event }) => event.type === 'control.request' && event.method === 'status',
     isStopRequest: ({ event }) => event.type === 'control.request' && event.method === 'stop',
     noActiveWork: ({ context }) => context.activeWork.length === 0 && executing(context) === 0,
-    queueFull: ({ context }) => context.liveCounts.queued >= context.maxQueuedRuns,
+    queueFull: ({ context }) => context.liveCounts.queued + context.submitting >= context.maxQueuedRuns,
     runGone: ({ context, event }) => event.type === 'run.command' && context.runs[event.runId] === undefined,
     notWaitingForIt: ({ context, event }) => {
       if (event.type !== 'run.command' || event.command.type === 'run.cancel') return false;
@@ -434,7 +487,7 @@ export const daemonMachine = setup({
       return (
         context.runs[event.runId]?.state !== 'waiting' ||
         waitingFor?.kind !== kind ||
-        (event.stepId !== null && event.stepId !== waitingFor.stepId)
+        (event.command.stepId !== null && event.command.stepId !== waitingFor.stepId)
       );
     },
     alreadyCancelling: ({ context, event }) =>
@@ -452,6 +505,8 @@ export const daemonMachine = setup({
     facts: input.facts,
     drainTimeoutMs: input.drainTimeoutMs,
     activeWork: [],
+    commandsInFlight: {},
+    submitting: 0,
     maxRuns: input.maxRuns,
     maxQueuedRuns: input.maxQueuedRuns,
     runs: {},
@@ -496,7 +551,8 @@ export const daemonMachine = setup({
             const command = event;
             const run = context.runs[command.runId];
             const wanted = command.command.type === 'gate.decide' ? 'a gate decision' : 'answers';
-            const atStep = command.stepId === null ? '' : ` at step "${command.stepId}"`;
+            const stepId = command.command.type === 'run.cancel' ? null : command.command.stepId;
+            const atStep = stepId === null ? '' : ` at step "${stepId}"`;
             const where = run?.waitingFor
               ? `waits at ${run.waitingFor.kind} step "${run.waitingFor.stepId}"`
               : `is ${run?.state ?? 'unknown'}`;
@@ -514,22 +570,35 @@ export const daemonMachine = setup({
           params: ({ event }) => ({ runId: event.runId, state: 'cancelling' }),
         },
       },
-      {
-        actions: [
-          {
-            type: 'replyRunAck',
-            params: ({ context, event }) => {
-              const command = event;
-              return {
-                runId: command.runId,
-                state: stateAfter(command.command, context.runs[command.runId]?.state ?? 'queued'),
-              };
-            },
-          },
-          'forwardCommand',
-        ],
-      },
+      // The run answers once the effect is recorded (see forwardCommand).
+      { actions: 'forwardCommand' },
     ],
+    'run.answer': { actions: 'replyAnswer' },
+    // A new run, stored: registered, given its actor, acknowledged (also while draining: it was
+    // accepted before the drain began, and waits queued for the next start).
+    'run.stored': {
+      actions: [
+        { type: 'countSubmitting', params: { delta: -1 } },
+        { type: 'registerRun', params: ({ event }) => ({ runId: event.runId, state: 'queued' }) },
+        {
+          type: 'spawnRun',
+          params: ({ event }) => ({
+            runId: event.runId,
+            plan: event.plan,
+            stepIndex: 0,
+            attempt: 1,
+            resume: 'queued',
+          }),
+        },
+        { type: 'replyRunAck', params: ({ event }) => ({ runId: event.runId, state: 'queued' }) },
+      ],
+    },
+    'run.storeFailed': {
+      actions: [
+        { type: 'countSubmitting', params: { delta: -1 } },
+        { type: 'replyError', params: ({ event }) => event.error },
+      ],
+    },
   },
   states: {
     booting: {
@@ -615,26 +684,16 @@ export const daemonMachine = setup({
           },
           {
             actions: [
+              { type: 'countSubmitting', params: { delta: 1 } },
               {
                 type: 'persistRun',
                 params: ({ event }) => ({
+                  key: event.key,
                   runId: event.runId,
-                  workflowId: event.plan.id,
+                  plan: event.plan,
                   inputs: event.inputs,
                 }),
               },
-              { type: 'registerRun', params: ({ event }) => ({ runId: event.runId, state: 'queued' }) },
-              {
-                type: 'spawnRun',
-                params: ({ event }) => ({
-                  runId: event.runId,
-                  plan: event.plan,
-                  stepIndex: 0,
-                  attempt: 1,
-                  resume: 'queued',
-                }),
-              },
-              { type: 'replyRunAck', params: ({ event }) => ({ runId: event.runId, state: 'queued' }) },
             ],
           },
         ],
@@ -717,6 +776,12 @@ export const daemonMachine = setup({
     drainTimedOut: context.drainTimedOut,
   }),
 });
+
+/** The key of the call an event answers. */
+function keyOf(event: DaemonEvent): string {
+  if (event.type === 'run.command') return event.command.key;
+  return (event as { key: string }).key;
+}
 
 function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

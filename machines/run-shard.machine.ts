@@ -9,7 +9,7 @@
  */
 import { enqueueActions, sendParent, setup } from 'xstate';
 import type { RestoredRun } from './daemon.machine.js';
-import { type RunReport, runMachine } from './run.machine.js';
+import { type RunReport, type RunStateReport, runMachine } from './run.machine.js';
 
 export const RUN_SHARDS = 64;
 
@@ -21,6 +21,13 @@ export type ShardEvent =
   /** A run actor threw (say, its store write failed): contained here, not the whole daemon. */
   | { type: `xstate.error.actor.${string}`; error: unknown };
 
+/** A run whose actor threw: its id, and the error's message and code (e.g. SQLITE_FULL). */
+export interface CrashedRun {
+  readonly runId: string;
+  readonly message: string;
+  readonly code?: string;
+}
+
 /** Which shard holds a run (FNV-1a of its id). */
 export function shardOf(runId: string, shards: number = RUN_SHARDS): number {
   let hash = 0x811c9dc5;
@@ -31,7 +38,7 @@ export function shardOf(runId: string, shards: number = RUN_SHARDS): number {
   return (hash >>> 0) % shards;
 }
 
-const isFinal = (state: RunReport['state']) =>
+const isFinal = (state: RunStateReport['state']) =>
   state === 'succeeded' || state === 'failed' || state === 'cancelled';
 
 export const runShardMachine = setup({
@@ -44,7 +51,7 @@ export const runShardMachine = setup({
   },
   actions: {
     /** Records (best effort) and logs a run whose actor crashed; provided by the wiring. */
-    recordCrash: (_args, _params: { runId: string; message: string }) => undefined,
+    recordCrash: (_args, _params: CrashedRun) => undefined,
   },
 }).createMachine({
   id: 'runShard',
@@ -64,16 +71,22 @@ export const runShardMachine = setup({
         if (!('error' in event)) return;
         const runId = event.type.slice(ERROR_PREFIX.length);
         const message = event.error instanceof Error ? event.error.message : String(event.error);
-        enqueue({ type: 'recordCrash', params: { runId, message } });
+        const code = (event.error as { code?: unknown } | null)?.code;
+        enqueue({
+          type: 'recordCrash',
+          params: { runId, message, ...(typeof code === 'string' ? { code } : {}) },
+        });
         // The root frees the run's slot and counts it failed, like any failed run.
         enqueue.sendParent({
           type: 'run.state',
           runId,
           state: 'failed',
           waitingFor: null,
-        } satisfies RunReport);
+        } satisfies RunStateReport);
       }),
     },
+    // In order with the run's state reports: an answer reaches the root before the final state.
+    'run.answer': { actions: sendParent(({ event }) => event) },
     'run.state': {
       actions: [
         enqueueActions(({ enqueue, event }) => {

@@ -13,7 +13,7 @@
  * Runs need a slot from the root to execute steps (`run.admit`): waiting runs hold none.
  */
 import { assign, enqueueActions, fromCallback, sendParent, sendTo, setup } from 'xstate';
-import type { RunState } from '../src/protocol/control.js';
+import type { RunState, WireError } from '../src/protocol/control.js';
 import type { OutputChunk, StepOutcome } from '../src/protocol/steps.js';
 
 /** The part of a workflow step the machine decides on (a workflow `Step` satisfies it). */
@@ -57,8 +57,25 @@ export interface RunContext {
   started: boolean;
 }
 
+/** The answer to a command (a gate decision, answers, a cancel), for the caller that sent it. */
+export type CommandReply =
+  | { readonly result: { readonly run_id: string; readonly state: RunState } }
+  | { readonly error: WireError };
+
+/** A command's answer, addressed by the key of the call (socket) or command (gateway) it answers. */
+export interface CommandAnswer {
+  readonly key: string;
+  readonly reply: CommandReply;
+}
+
 /** One durable transition: the run's new state and the event that records it. */
 export interface Checkpoint {
+  /**
+   * The command this transition applies, answered in the same transaction (a gateway command's
+   * result is journaled with its effect) and only then to its caller: nothing is ever reported
+   * applied that a crash could undo.
+   */
+  readonly answer?: CommandAnswer;
   readonly event: { readonly type: string; readonly data: Record<string, unknown> };
   /** A second event recorded in the same transaction (a step that fails and fails its run). */
   readonly followedBy?: { readonly type: string; readonly data: Record<string, unknown> };
@@ -84,22 +101,47 @@ export interface Checkpoint {
   };
 }
 
+/**
+ * Commands carry the key their answer goes back under and, for a gate decision or answers, the
+ * step they were checked against: a run that has moved on since answers RUN_NOT_WAITING instead
+ * of applying them to another step.
+ */
+export type RunCommand =
+  | { type: 'run.cancel'; key: string; reason: string; by?: string }
+  | {
+      type: 'gate.decide';
+      key: string;
+      stepId: string | null;
+      decision: 'approve' | 'deny';
+      by?: string;
+      comment?: string;
+    }
+  | {
+      type: 'input.submit';
+      key: string;
+      stepId: string | null;
+      answers: Record<string, unknown>;
+      by?: string;
+    };
+
 export type RunEvent =
   | { type: 'run.admit' }
-  | { type: 'run.cancel'; reason: string; by?: string }
-  | { type: 'gate.decide'; decision: 'approve' | 'deny'; by?: string; comment?: string }
-  | { type: 'input.submit'; answers: Record<string, unknown>; by?: string }
+  | RunCommand
   | { type: 'step.output'; chunk: OutputChunk }
   | { type: 'step.exited'; outcome: StepOutcome };
 
-/** What the root hears from a run. */
-export type RunReport = {
-  type: 'run.state';
-  runId: string;
-  state: RunState;
-  /** The step the run waits at, when waiting. */
-  waitingFor: { kind: 'gate' | 'input'; stepId: string } | null;
-};
+/** What the root hears from a run: its state changes, and its answers to commands. */
+export type RunReport =
+  | {
+      type: 'run.state';
+      runId: string;
+      state: RunState;
+      /** The step the run waits at, when waiting. */
+      waitingFor: { kind: 'gate' | 'input'; stepId: string } | null;
+    }
+  | ({ type: 'run.answer'; runId: string } & CommandAnswer);
+
+export type RunStateReport = Extract<RunReport, { type: 'run.state' }>;
 
 export interface StepRunnerInput {
   readonly runId: string;
@@ -126,6 +168,26 @@ function describeFailure(outcome: StepOutcome): string {
   }
 }
 
+/** A command's successful answer: the state the run has reached by taking it. */
+function applied(context: RunContext, event: RunEvent, state: RunState): CommandAnswer {
+  return { key: (event as RunCommand).key, reply: { result: { run_id: context.runId, state } } };
+}
+
+/** Why a gate decision or answers cannot be taken in the run's present state. */
+function notWaitingFor(context: RunContext, event: RunEvent, where: string): CommandAnswer {
+  const wanted = event.type === 'gate.decide' ? 'a gate decision' : 'answers';
+  const named = 'stepId' in event && event.stepId !== null ? ` at step "${event.stepId}"` : '';
+  return {
+    key: (event as RunCommand).key,
+    reply: {
+      error: {
+        code: 'RUN_NOT_WAITING',
+        message: `run ${context.runId} ${where}: it is not waiting for ${wanted}${named}`,
+      },
+    },
+  };
+}
+
 function cancelledWhileRunning({ context }: { context: RunContext }): Checkpoint {
   return {
     event: {
@@ -147,6 +209,7 @@ function cancelledWhilePaused(where: 'queued' | 'waiting') {
   return ({ context, event }: { context: RunContext; event: RunEvent }): Checkpoint => {
     const cancel = event.type === 'run.cancel' ? event : { reason: 'cancelled', by: undefined };
     return {
+      ...(event.type === 'run.cancel' ? { answer: applied(context, event, 'cancelled') } : {}),
       event: { type: 'run.cancelled', data: { reason: cancel.reason, by: cancel.by ?? null, while: where } },
       run: { state: 'cancelled', reason: `cancelled: ${cancel.reason}`, finished: true, waitingAt: null },
       // A waiting run stands at its gate or input step, which ends with it.
@@ -154,6 +217,63 @@ function cancelledWhilePaused(where: 'queued' | 'waiting') {
         ? { step: { idx: context.stepIndex, state: 'cancelled', finished: true } }
         : {}),
     };
+  };
+}
+
+const waitsAt = (context: RunContext): string => {
+  const step = currentStep(context);
+  return `waits at ${step?.kind ?? 'a'} step "${step?.id ?? '?'}"`;
+};
+
+/** The `gate.decided` event of a decision on the current step. */
+function gateDecided(context: RunContext, event: RunEvent): Checkpoint['event'] {
+  const decide = event as Extract<RunEvent, { type: 'gate.decide' }>;
+  return {
+    type: 'gate.decided',
+    data: {
+      step_id: currentStep(context)?.id,
+      decision: decide.decision,
+      by: decide.by ?? null,
+      comment: decide.comment ?? null,
+    },
+  };
+}
+
+function gateApproved({ context, event }: { context: RunContext; event: RunEvent }): Checkpoint {
+  return {
+    answer: applied(context, event, 'queued'),
+    event: gateDecided(context, event),
+    run: { state: 'queued', stepIndex: context.stepIndex + 1, waitingAt: null },
+    step: { idx: context.stepIndex, state: 'succeeded', finished: true, reason: 'approved' },
+  };
+}
+
+function gateDenied({ context, event }: { context: RunContext; event: RunEvent }): Checkpoint {
+  return {
+    answer: applied(context, event, 'failed'),
+    event: gateDecided(context, event),
+    step: { idx: context.stepIndex, state: 'failed', finished: true, reason: 'denied' },
+    followedBy: { type: 'run.failed', data: { reason: 'gate_denied', step_id: currentStep(context)?.id } },
+    run: { state: 'failed', reason: 'gate_denied', finished: true, waitingAt: null },
+  };
+}
+
+function inputSubmitted({ context, event }: { context: RunContext; event: RunEvent }): Checkpoint {
+  const submit = event as Extract<RunEvent, { type: 'input.submit' }>;
+  const stepId = currentStep(context)?.id ?? '';
+  return {
+    answer: applied(context, event, 'queued'),
+    event: {
+      type: 'input.submitted',
+      data: { step_id: stepId, answers: submit.answers, by: submit.by ?? null },
+    },
+    run: {
+      state: 'queued',
+      stepIndex: context.stepIndex + 1,
+      waitingAt: null,
+      answers: { stepId, values: submit.answers },
+    },
+    step: { idx: context.stepIndex, state: 'succeeded', finished: true },
   };
 }
 
@@ -200,6 +320,14 @@ export const runMachine = setup({
         reason: event.type === 'run.cancel' ? event.reason : 'cancelled',
       }),
     ),
+    /** Answers a command; after its checkpoint, so the answer never runs ahead of the store. */
+    answer: sendParent(
+      ({ context }, params: CommandAnswer): RunReport => ({
+        type: 'run.answer',
+        runId: context.runId,
+        ...params,
+      }),
+    ),
     advance: assign({ stepIndex: ({ context }) => context.stepIndex + 1, attempt: 1 }),
     setReason: assign({ reason: (_args, params: { reason: string }) => params.reason }),
   },
@@ -212,6 +340,13 @@ export const runMachine = setup({
     stepSucceeded: ({ event }) =>
       event.type === 'step.exited' && event.outcome.kind === 'exited' && event.outcome.exitCode === 0,
     approved: ({ event }) => event.type === 'gate.decide' && event.decision === 'approve',
+    /** A decision or answers meant for another step or another kind of step than the run waits at. */
+    notForThisStep: ({ context, event }) => {
+      if (event.type !== 'gate.decide' && event.type !== 'input.submit') return false;
+      const step = currentStep(context);
+      const kind = event.type === 'gate.decide' ? 'gate' : 'input';
+      return step?.kind !== kind || (event.stepId !== null && event.stepId !== step.id);
+    },
   },
   delays: {
     /** A step process must be gone this long after a cancel; it kills with SIGKILL well before. */
@@ -232,6 +367,21 @@ export const runMachine = setup({
     started: input.stepIndex > 0 || input.attempt > 1 || input.resume === 'waiting',
   }),
   initial: 'restoring',
+  // States that take a command handle it themselves; anywhere else it is answered, never dropped.
+  on: {
+    'gate.decide': {
+      actions: {
+        type: 'answer',
+        params: ({ context, event }) => notWaitingFor(context, event, 'has moved on'),
+      },
+    },
+    'input.submit': {
+      actions: {
+        type: 'answer',
+        params: ({ context, event }) => notWaitingFor(context, event, 'has moved on'),
+      },
+    },
+  },
   states: {
     restoring: {
       description: 'Picks the state a new or recovered run starts in.',
@@ -265,6 +415,7 @@ export const runMachine = setup({
           actions: [
             { type: 'setReason', params: ({ event }) => ({ reason: `cancelled: ${event.reason}` }) },
             { type: 'checkpoint', params: cancelledWhilePaused('queued') },
+            { type: 'answer', params: ({ context, event }) => applied(context, event, 'cancelled') },
           ],
         },
       },
@@ -403,6 +554,7 @@ export const runMachine = setup({
                 {
                   type: 'checkpoint',
                   params: ({ context, event }) => ({
+                    answer: applied(context, event, 'cancelling'),
                     event: {
                       type: 'run.cancelling',
                       data: { reason: event.reason, by: event.by ?? null, step_id: currentStep(context)?.id },
@@ -411,6 +563,7 @@ export const runMachine = setup({
                   }),
                 },
                 'cancelStep',
+                { type: 'answer', params: ({ context, event }) => applied(context, event, 'cancelling') },
               ],
             },
           },
@@ -423,82 +576,53 @@ export const runMachine = setup({
       on: {
         'gate.decide': [
           {
+            guard: 'notForThisStep',
+            actions: {
+              type: 'answer',
+              params: ({ context, event }) => notWaitingFor(context, event, waitsAt(context)),
+            },
+          },
+          {
             guard: 'approved',
             target: 'queued',
             actions: [
-              {
-                type: 'checkpoint',
-                params: ({ context, event }) => ({
-                  event: {
-                    type: 'gate.decided',
-                    data: {
-                      step_id: currentStep(context)?.id,
-                      decision: event.decision,
-                      by: event.by ?? null,
-                      comment: event.comment ?? null,
-                    },
-                  },
-                  run: { state: 'queued', stepIndex: context.stepIndex + 1, waitingAt: null },
-                  step: { idx: context.stepIndex, state: 'succeeded', finished: true, reason: 'approved' },
-                }),
-              },
+              { type: 'checkpoint', params: gateApproved },
               'advance',
+              { type: 'answer', params: ({ context, event }) => applied(context, event, 'queued') },
             ],
           },
           {
             target: 'failed',
             actions: [
               { type: 'setReason', params: { reason: 'gate_denied' } },
-              {
-                type: 'checkpoint',
-                params: ({ context, event }) => ({
-                  event: {
-                    type: 'gate.decided',
-                    data: {
-                      step_id: currentStep(context)?.id,
-                      decision: event.decision,
-                      by: event.by ?? null,
-                      comment: event.comment ?? null,
-                    },
-                  },
-                  step: { idx: context.stepIndex, state: 'failed', finished: true, reason: 'denied' },
-                  followedBy: {
-                    type: 'run.failed',
-                    data: { reason: 'gate_denied', step_id: currentStep(context)?.id },
-                  },
-                  run: { state: 'failed', reason: 'gate_denied', finished: true, waitingAt: null },
-                }),
-              },
+              { type: 'checkpoint', params: gateDenied },
+              { type: 'answer', params: ({ context, event }) => applied(context, event, 'failed') },
             ],
           },
         ],
-        'input.submit': {
-          target: 'queued',
-          actions: [
-            {
-              type: 'checkpoint',
-              params: ({ context, event }) => ({
-                event: {
-                  type: 'input.submitted',
-                  data: { step_id: currentStep(context)?.id, answers: event.answers, by: event.by ?? null },
-                },
-                run: {
-                  state: 'queued',
-                  stepIndex: context.stepIndex + 1,
-                  waitingAt: null,
-                  answers: { stepId: currentStep(context)?.id ?? '', values: event.answers },
-                },
-                step: { idx: context.stepIndex, state: 'succeeded', finished: true },
-              }),
+        'input.submit': [
+          {
+            guard: 'notForThisStep',
+            actions: {
+              type: 'answer',
+              params: ({ context, event }) => notWaitingFor(context, event, waitsAt(context)),
             },
-            'advance',
-          ],
-        },
+          },
+          {
+            target: 'queued',
+            actions: [
+              { type: 'checkpoint', params: inputSubmitted },
+              'advance',
+              { type: 'answer', params: ({ context, event }) => applied(context, event, 'queued') },
+            ],
+          },
+        ],
         'run.cancel': {
           target: 'cancelled',
           actions: [
             { type: 'setReason', params: ({ event }) => ({ reason: `cancelled: ${event.reason}` }) },
             { type: 'checkpoint', params: cancelledWhilePaused('waiting') },
+            { type: 'answer', params: ({ context, event }) => applied(context, event, 'cancelled') },
           ],
         },
       },
@@ -508,6 +632,10 @@ export const runMachine = setup({
         'The step’s process group got SIGTERM (SIGKILL after the grace period); waiting for it to go.',
       entry: { type: 'report', params: { state: 'cancelling' } },
       on: {
+        // Already on its way: nothing more to do but say so.
+        'run.cancel': {
+          actions: { type: 'answer', params: ({ context, event }) => applied(context, event, 'cancelling') },
+        },
         'step.output': {
           actions: {
             type: 'recordOutput',

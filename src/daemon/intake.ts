@@ -11,12 +11,14 @@ import { CharterError, isCharterError } from '../errors/charter-error.js';
 import type { ControlReply, StatusResult } from '../protocol/control.js';
 import { type CommandFrame, commandArgs } from '../protocol/gateway.js';
 import { type ControlParams, methodParams } from '../protocol/methods.js';
-import type { LogEntry, RunDetail } from '../protocol/runs.js';
+import type { RunDetail } from '../protocol/runs.js';
 import type { RunRecord } from '../store/run-store.js';
 import type { Store } from '../store/store.js';
+import type { StoreHealth } from '../store/store-health.js';
 import type { WorkflowCatalog } from '../workflow/catalog.js';
 import { checkAnswers, coerceInputs } from '../workflow/values.js';
-import type { RunEventBus } from './run-events.js';
+import { crashPoint } from './crash-points.js';
+import type { RunFollowers } from './run-events.js';
 import { newRunId } from './run-id.js';
 
 export interface CallIo {
@@ -28,11 +30,12 @@ export interface CallIo {
 export interface IntakeDeps {
   readonly store: Store;
   readonly catalog: WorkflowCatalog;
-  readonly bus: RunEventBus;
+  readonly followers: RunFollowers;
+  /** Store write failures, for status (absent in tests that do not look). */
+  readonly health?: StoreHealth;
 }
 
 const LOG_BATCH = 500;
-const TERMINAL_EVENTS = new Set(['run.succeeded', 'run.failed', 'run.cancelled']);
 
 export interface Intake {
   /** A control call from the socket. */
@@ -43,12 +46,18 @@ export interface Intake {
   abandon(key: string): void;
   /** The root's answer to a call: to the socket client, or (for gateway commands) upstream. */
   deliver(key: string, reply: ControlReply, toClient: (reply: ControlReply) => boolean): void;
+  /**
+   * Records the answer to a gateway command inside the caller's transaction — the one that
+   * records the command's effect — so that effect and result commit together. Does nothing
+   * for a socket call (its answer goes to the client once the transaction has committed).
+   */
+  settleWithin(key: string, reply: ControlReply): void;
 }
 
 const GATEWAY_KEY = 'gw:';
 
 export function createIntake(deps: IntakeDeps): Intake {
-  const { store, catalog, bus } = deps;
+  const { store, catalog, followers } = deps;
   /** Status calls in flight: their answers get the store's outbox figures added. */
   const statusKeys = new Set<string>();
   /** Log follows in progress, by call key: how to stop each. */
@@ -107,10 +116,15 @@ export function createIntake(deps: IntakeDeps): Intake {
     }
     io.toRoot({
       type: 'run.command',
-      key: call.key,
       runId: params.run_id,
-      stepId: params.step_id ?? null,
-      command: { type: 'input.submit', answers: answers.value, ...(params.by ? { by: params.by } : {}) },
+      command: {
+        type: 'input.submit',
+        key: call.key,
+        // Checked against this step: the run refuses them if it has moved on meanwhile.
+        stepId: step.id,
+        answers: answers.value,
+        ...(params.by ? { by: params.by } : {}),
+      },
     });
   }
 
@@ -126,40 +140,36 @@ export function createIntake(deps: IntakeDeps): Intake {
       unsubscribe?.();
       follows.delete(key);
     };
-    const finish = (state: RunDetail['state']) => {
-      stop();
-      io.reply({ result: { entries: [], state, done: true } });
+    /** Sends what is stored after lastSeq; false once the caller has gone. */
+    const sendStored = (state: RunDetail['state']): boolean => {
+      for (;;) {
+        const batch = store.runs.events(params.run_id, lastSeq, LOG_BATCH);
+        if (batch.length === 0) return true;
+        lastSeq = batch.at(-1)?.seq ?? lastSeq;
+        if (!io.reply({ result: { entries: batch, state, done: false }, more: true })) return false;
+        if (batch.length < LOG_BATCH) return true;
+      }
     };
-    const send = (entries: readonly LogEntry[], state: RunDetail['state']): boolean => {
-      const fresh = entries.filter((entry) => entry.seq > lastSeq);
-      if (fresh.length === 0) return true;
-      lastSeq = fresh.at(-1)?.seq ?? lastSeq;
-      return io.reply({ result: { entries: fresh, state, done: false }, more: true });
-    };
-    if (params.follow && detail.finished_at === null) {
-      // Subscribe before reading history, so nothing stored in between is missed (seq filters repeats).
-      unsubscribe = bus.subscribe(params.run_id, (entries) => {
-        if (done) return;
-        const state = store.runs.getRecord(params.run_id)?.state ?? detail.state;
-        if (!send(entries, state)) {
-          stop();
-          return;
-        }
-        if (entries.some((entry) => TERMINAL_EVENTS.has(entry.type))) finish(state);
-      });
-      follows.set(key, stop);
-    }
-    for (;;) {
-      const batch = store.runs.events(params.run_id, lastSeq, LOG_BATCH);
-      if (batch.length === 0) break;
-      if (!send(batch, detail.state)) {
+    /** Catches up with the store; ends the follow once the run has finished (or the caller left). */
+    const catchUp = () => {
+      if (done) return;
+      const record = store.runs.getRecord(params.run_id);
+      const state = record?.state ?? detail.state;
+      if (!sendStored(state)) {
         stop();
         return;
       }
-      if (batch.length < LOG_BATCH) break;
+      if (!params.follow || record === undefined || record.finishedAt !== null) {
+        stop();
+        io.reply({ result: { entries: [], state, done: true } });
+      }
+    };
+    if (params.follow && detail.finished_at === null) {
+      // Told of every entry any writer stores for this run (see RunFollowers); reads by seq.
+      unsubscribe = followers.subscribe(params.run_id, catchUp);
+      follows.set(key, stop);
     }
-    const current = store.runs.getRecord(params.run_id);
-    if (!done && (!params.follow || current?.finishedAt !== null)) finish(current?.state ?? detail.state);
+    catchUp();
   }
 
   function handle(call: ControlCall, io: CallIo, runId?: string): void {
@@ -187,14 +197,16 @@ export function createIntake(deps: IntakeDeps): Intake {
           return;
         case 'gate.decide': {
           const params = call.params as ControlParams<'gate.decide'>;
-          liveRun(params.run_id);
+          const record = liveRun(params.run_id);
           io.toRoot({
             type: 'run.command',
-            key: call.key,
             runId: params.run_id,
-            stepId: params.step_id ?? null,
             command: {
               type: 'gate.decide',
+              key: call.key,
+              // The step the caller named, else the one the run waits at now: a decision never
+              // lands on a later gate the caller has not seen.
+              stepId: params.step_id ?? record.waiting?.step_id ?? null,
               decision: params.decision,
               ...(params.by ? { by: params.by } : {}),
               ...(params.comment ? { comment: params.comment } : {}),
@@ -210,11 +222,10 @@ export function createIntake(deps: IntakeDeps): Intake {
           liveRun(params.run_id);
           io.toRoot({
             type: 'run.command',
-            key: call.key,
             runId: params.run_id,
-            stepId: null,
             command: {
               type: 'run.cancel',
+              key: call.key,
               reason: params.reason ?? 'cancelled by request',
               ...(params.by ? { by: params.by } : {}),
             },
@@ -230,14 +241,16 @@ export function createIntake(deps: IntakeDeps): Intake {
     }
   }
 
+  /** Records a gateway command's outcome and its `command.result` (once: later calls do nothing). */
   function settleGatewayCommand(cmdId: string, reply: ControlReply): void {
     const runId = store.gateway.commandRun(cmdId) ?? undefined;
     if ('error' in reply) {
-      store.gateway.settleCommand(cmdId, {
+      const settled = store.gateway.settleCommand(cmdId, {
         status: 'rejected',
         error: { code: reply.error.code, message: reply.error.message },
         ...(runId === undefined ? {} : { runId }),
       });
+      if (settled !== undefined) crashPoint('command.settled');
       return;
     }
     const result = reply.result as { run_id?: string } | undefined;
@@ -246,6 +259,10 @@ export function createIntake(deps: IntakeDeps): Intake {
       status: 'applied',
       ...(appliedRun === undefined ? {} : { runId: appliedRun }),
     });
+  }
+
+  function settleWithin(key: string, reply: ControlReply): void {
+    if (key.startsWith(GATEWAY_KEY)) settleGatewayCommand(key.slice(GATEWAY_KEY.length), reply);
   }
 
   function applyGatewayCommand(command: CommandFrame, toRoot: (event: DaemonEvent) => void): void {
@@ -280,7 +297,13 @@ export function createIntake(deps: IntakeDeps): Intake {
 
   function deliver(key: string, reply: ControlReply, toClient: (reply: ControlReply) => boolean): void {
     if (key.startsWith(GATEWAY_KEY)) {
-      settleGatewayCommand(key.slice(GATEWAY_KEY.length), reply);
+      // Settled already when the answer was recorded with its effect; otherwise (a refusal) now.
+      // If that write fails, the command stays pending and is applied again at the next start.
+      try {
+        settleGatewayCommand(key.slice(GATEWAY_KEY.length), reply);
+      } catch (error) {
+        deps.health?.failed(error);
+      }
       return;
     }
     if (statusKeys.delete(key) && 'result' in reply) {
@@ -297,8 +320,10 @@ export function createIntake(deps: IntakeDeps): Intake {
 
   function withOutbox(status: StatusResult): StatusResult {
     const { count, oldestTs } = store.gateway.backlog();
+    const fault = deps.health?.fault ?? null;
     return {
       ...status,
+      store_fault: fault,
       gateway: {
         ...status.gateway,
         backlog: count,
@@ -313,7 +338,7 @@ export function createIntake(deps: IntakeDeps): Intake {
     follows.get(key)?.();
   };
 
-  return { handle: (call, io) => handle(call, io), applyGatewayCommand, deliver, abandon };
+  return { handle: (call, io) => handle(call, io), applyGatewayCommand, deliver, abandon, settleWithin };
 }
 
 /** A gateway command as the control call it stands for, validated by the same schemas. */

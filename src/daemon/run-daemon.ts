@@ -18,14 +18,17 @@ import { type DaemonSettings, loadProjectConfig, resolveDaemonSettings } from '.
 import { daemonPaths, resolveProjectRoot } from '../project/paths.js';
 import { readRuntimeFile, writeRuntimeFile } from '../project/runtime-file.js';
 import { Store } from '../store/store.js';
+import { StoreHealth } from '../store/store-health.js';
 import { packageVersion } from '../version.js';
 import { WorkflowCatalog } from '../workflow/catalog.js';
 import { controlServerLogic } from './control-actor.js';
+import { crashPoint } from './crash-points.js';
+import { CrashRecorder } from './crash-recorder.js';
 import { createIntake } from './intake.js';
 import { EXIT_ALREADY_RUNNING, type LaunchOptions, LaunchOptionsSchema } from './launch-options.js';
 import { ProjectLock } from './lock.js';
 import { recoverRuns } from './recovery.js';
-import { RunEventBus } from './run-events.js';
+import { RunFollowers } from './run-events.js';
 import { createRunLogic } from './run-logic.js';
 import { clearStaleState, prepareStateDirs } from './state-dir.js';
 
@@ -74,6 +77,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
   const logger = log.logger;
 
   let store: Store | undefined;
+  let crashes: CrashRecorder | undefined;
   let inspector: InspectorHandle | undefined;
   const removeSignalHandlers: (() => void)[] = [];
   try {
@@ -91,8 +95,18 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
 
     const startedAt = new Date().toISOString();
     const catalog = new WorkflowCatalog(projectRoot);
-    const bus = new RunEventBus();
-    const intake = createIntake({ store: openStore, catalog, bus });
+    const followers = new RunFollowers(openStore);
+    const health = new StoreHealth(openStore, (fault) => {
+      if (fault === null) logger.info('store writes succeed again');
+      else
+        logger.error(
+          { code: fault.code, error: fault.message },
+          'a store write failed: the daemon keeps serving',
+        );
+    });
+    const intake = createIntake({ store: openStore, catalog, followers, health });
+    crashes = new CrashRecorder(openStore, health, logger);
+    const crashRecorder = crashes;
     // The root, once created: gateway commands enter the actor system through it.
     let rootRef: AnyActorRef | undefined;
     const toRoot = (event: DaemonEvent) => rootRef?.send(event);
@@ -134,38 +148,20 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
               },
               token: tokens.read,
               applyCommand: (command) => intake.applyGatewayCommand(command, toRoot),
+              onStoreError: (error) => health.failed(error),
             }),
           },
         }),
         runShard: runShardMachine.provide({
           actions: {
-            recordCrash: (_args, { runId, message }) => {
-              logger.error({ run: runId, error: message }, 'a run actor failed: the run is marked failed');
-              try {
-                openStore.runs.record(
-                  runId,
-                  {
-                    state: 'failed',
-                    reason: `internal_error: ${message}`,
-                    finishedAt: new Date().toISOString(),
-                    waiting: null,
-                  },
-                  [{ type: 'run.failed', data: { reason: 'internal_error', error: message } }],
-                );
-              } catch (error) {
-                logger.error(
-                  { run: runId, err: error },
-                  'could not record the failure; recovery will at the next start',
-                );
-              }
-            },
+            recordCrash: (_args, crashed) => crashRecorder.record(crashed),
           },
           actors: {
             run: createRunLogic({
               projectRoot,
               runsDir: join(paths.stateDir, 'runs'),
               store: openStore,
-              bus,
+              settleWithin: intake.settleWithin,
               logger: logger.child({ component: 'runs' }),
               killGraceMs: settings.killGraceMs,
             }),
@@ -173,22 +169,42 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
         }),
       },
       actions: {
-        persistRun: (_args, params) => {
-          const workflow = catalog.get(params.workflowId);
-          const entry = openStore.runs.createRun(
-            {
+        persistRun: ({ self }, params) => {
+          try {
+            // The run and, for a gateway run.start, its command.result: one transaction.
+            openStore.runs.transaction(() => {
+              openStore.runs.createRun(
+                {
+                  runId: params.runId,
+                  workflowId: params.plan.id,
+                  inputs: params.inputs,
+                  steps: params.plan.steps.map((step) => ({ id: step.id, kind: step.kind })),
+                },
+                { type: 'run.queued', data: { workflow_id: params.plan.id, inputs: params.inputs } },
+              );
+              intake.settleWithin(params.key, { result: { run_id: params.runId, state: 'queued' } });
+            });
+          } catch (error) {
+            self.send({
+              type: 'run.storeFailed',
+              key: params.key,
               runId: params.runId,
-              workflowId: params.workflowId,
-              inputs: params.inputs,
-              steps: workflow.steps.map((step) => ({ id: step.id, kind: step.kind })),
-            },
-            { type: 'run.queued', data: { workflow_id: params.workflowId, inputs: params.inputs } },
-          );
-          bus.publish(params.runId, [entry]);
+              error: health.failed(error),
+            });
+            return;
+          }
+          crashPoint('run.stored');
+          self.send({ type: 'run.stored', key: params.key, runId: params.runId, plan: params.plan });
         },
         journal: (_args, params) => {
-          openStore.append({ type: params.type, data: params.data });
-          logger.info({ data: params.data }, `journal: ${params.type}`);
+          try {
+            openStore.append({ type: params.type, data: params.data });
+            logger.info({ data: params.data }, `journal: ${params.type}`);
+          } catch (error) {
+            // A lifecycle entry that cannot be stored is logged, never fatal: the daemon serves on.
+            health.failed(error);
+            logger.error({ data: params.data, err: error }, `journal: ${params.type} could not be stored`);
+          }
         },
       },
     });
@@ -283,6 +299,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     if (readRuntimeFile(paths.runtimeFile)?.pid === process.pid) rmSync(paths.runtimeFile, { force: true });
     removeSocketFile(paths.socketPath);
     await inspector?.stop();
+    crashes?.stop();
     store?.close();
     lock.release();
     log.close();

@@ -1,46 +1,67 @@
 /**
- * In-process notification of newly stored run events, for `run.logs --follow`. The store is the
- * source of truth: a follower reads history from the store and then only hears what was stored
- * after it, so it never misses nor duplicates an entry (it filters by seq).
+ * Tells `run.logs --follow` followers that their run has new stored events. It listens to the
+ * store's append notification, so every writer reaches followers — a checkpoint, step output,
+ * a run failed by the crash path or by recovery — without any writer having to remember them.
+ * The store is the source of truth: a follower is only told "something was stored" and reads
+ * the store itself after the writing transaction has ended, so it never sees an entry that was
+ * rolled back, nor misses or repeats one (it reads by seq).
  */
-import type { LogEntry } from '../protocol/runs.js';
-import type { JournalEntry } from '../store/journal-entry.js';
+import { setImmediate as later } from 'node:timers';
+import type { Store } from '../store/store.js';
 
-type Listener = (entries: readonly LogEntry[]) => void;
+type Listener = () => void;
 
-export class RunEventBus {
+export class RunFollowers {
   readonly #listeners = new Map<string, Set<Listener>>();
+  /** Runs with new entries since the last notification round. */
+  readonly #touched = new Set<string>();
+  #scheduled = false;
+  readonly #unsubscribe: () => void;
 
-  /** Returns the function that unsubscribes. */
-  subscribe(runId: string, listener: Listener): () => void {
+  constructor(store: Store) {
+    this.#unsubscribe = store.onAppend((entry) => {
+      const runId = entry.run_id;
+      // The common case (nobody follows this run) costs one map lookup.
+      if (runId === null || !this.#listeners.has(runId)) return;
+      this.#touched.add(runId);
+      if (this.#scheduled) return;
+      this.#scheduled = true;
+      // Appends notify from inside their transaction: tell followers once it has ended.
+      later(() => this.#notify());
+    });
+  }
+
+  /** `onStored` is called (after the writing transaction) whenever the run has new entries. */
+  subscribe(runId: string, onStored: Listener): () => void {
     let set = this.#listeners.get(runId);
     if (set === undefined) {
       set = new Set();
       this.#listeners.set(runId, set);
     }
-    set.add(listener);
+    set.add(onStored);
     return () => {
-      set.delete(listener);
+      set.delete(onStored);
       if (set.size === 0) this.#listeners.delete(runId);
     };
-  }
-
-  publish(runId: string, entries: readonly JournalEntry[]): void {
-    const set = this.#listeners.get(runId);
-    if (set === undefined || entries.length === 0) return;
-    const logEntries: LogEntry[] = entries.map((entry) => ({
-      seq: entry.seq,
-      run_seq: entry.run_seq ?? 0,
-      ts: entry.ts,
-      type: entry.type,
-      data: entry.data,
-    }));
-    for (const listener of [...set]) listener(logEntries);
   }
 
   get followers(): number {
     let count = 0;
     for (const set of this.#listeners.values()) count += set.size;
     return count;
+  }
+
+  close(): void {
+    this.#unsubscribe();
+    this.#listeners.clear();
+  }
+
+  #notify(): void {
+    this.#scheduled = false;
+    const runs = [...this.#touched];
+    this.#touched.clear();
+    for (const runId of runs) {
+      for (const listener of [...(this.#listeners.get(runId) ?? [])]) listener();
+    }
   }
 }

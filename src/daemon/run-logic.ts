@@ -13,6 +13,8 @@ import {
   type StepRunnerEvent,
   type StepRunnerInput,
 } from '../../machines/run.machine.js';
+import type { ControlReply } from '../protocol/control.js';
+import { outputTextBudget, splitTextToFit } from '../protocol/frame-budget.js';
 import type { Waiting } from '../protocol/runs.js';
 import type { RunPatch, StepPatch } from '../store/run-store.js';
 import type { Store } from '../store/store.js';
@@ -20,14 +22,15 @@ import type { RunStep, Workflow } from '../workflow/definition.js';
 import { buildStepEnv, type StepScalar, venvPath, writeContextFile } from '../workflow/step-env.js';
 import { startStepProcess } from '../workflow/step-process.js';
 import { fieldToWire } from '../workflow/values.js';
-import type { RunEventBus } from './run-events.js';
+import { crashPoint } from './crash-points.js';
 
 export interface RunLogicDeps {
   readonly projectRoot: string;
   /** Where per-run files (the CHARTER_CONTEXT file) live. */
   readonly runsDir: string;
   readonly store: Store;
-  readonly bus: RunEventBus;
+  /** Records a gateway command's result inside the checkpoint that applies it (see Intake). */
+  readonly settleWithin: (key: string, reply: ControlReply) => void;
   readonly logger: Logger;
   readonly killGraceMs: number;
 }
@@ -51,7 +54,7 @@ function waitingAt(workflow: Workflow, index: number, since: string): Waiting | 
 }
 
 export function createRunLogic(deps: RunLogicDeps) {
-  const { store, bus } = deps;
+  const { store } = deps;
 
   function checkpoint(context: RunContext, cp: Checkpoint): void {
     const now = new Date();
@@ -91,8 +94,17 @@ export function createRunLogic(deps: RunLogicDeps) {
       steps.push(step);
     }
     const events = cp.followedBy === undefined ? [cp.event] : [cp.event, cp.followedBy];
-    const entries = store.runs.record(context.runId, patch, events, steps, now);
-    bus.publish(context.runId, entries);
+    const { answer } = cp;
+    if (answer === undefined) {
+      store.runs.record(context.runId, patch, events, steps, now);
+      return;
+    }
+    // The command's effect and its result: one transaction, so no crash can separate them.
+    store.runs.transaction(() => {
+      store.runs.record(context.runId, patch, events, steps, now);
+      deps.settleWithin(answer.key, answer.reply);
+    });
+    crashPoint('command.applied');
   }
 
   const stepRunner = fromCallback<StepRunnerEvent, StepRunnerInput>(
@@ -165,18 +177,21 @@ export function createRunLogic(deps: RunLogicDeps) {
     actions: {
       checkpoint: ({ context }, params) => checkpoint(context, params),
       recordOutput: ({ context }, params) => {
-        const entries = store.runs.appendEvents(context.runId, [
-          {
+        // Each event fits the frame the gateway announced (see src/protocol/frame-budget.ts).
+        const pieces = splitTextToFit(params.chunk.text, outputTextBudget(store.gateway.maxFrame()));
+        store.runs.appendEvents(
+          context.runId,
+          pieces.map((text, index) => ({
             type: 'step.output',
             data: {
               step_id: params.stepId,
               stream: params.chunk.stream,
-              text: params.chunk.text,
-              ...(params.chunk.truncated ? { truncated: true } : {}),
+              text,
+              // The truncation marker belongs after the last of the text.
+              ...(params.chunk.truncated && index === pieces.length - 1 ? { truncated: true } : {}),
             },
-          },
-        ]);
-        bus.publish(context.runId, entries);
+          })),
+        );
       },
     },
   });

@@ -77,8 +77,13 @@ export const errorCatalogue = {
     exitCode: 1,
   },
   STORE_FAILED: {
-    title: 'the daemon store could not be opened',
-    hint: 'Check that .charter/daemon/state.db is readable and writable; the log has the details.',
+    title: 'the daemon store could not be opened or written',
+    hint: 'Check that .charter/daemon/state.db is readable and writable; the log has the details. The daemon keeps serving and retries on the next write.',
+    exitCode: 1,
+  },
+  DISK_FULL: {
+    title: 'the disk holding the daemon store is full',
+    hint: 'Free space on that filesystem (old files, logs, the .charter/daemon/runs folder); the daemon resumes by itself on its next write, nothing already stored is lost.',
     exitCode: 1,
   },
   STORE_TOO_NEW: {

@@ -9,6 +9,8 @@ import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { fromCallback } from 'xstate';
 import type { TransportCommand, TransportReport } from '../../machines/gateway-link.machine.js';
+import { crashPoint } from '../daemon/crash-points.js';
+import { EVENTS_FRAME_OVERHEAD, fitEvent } from '../protocol/frame-budget.js';
 import {
   CloseCode,
   type CommandFrame,
@@ -20,6 +22,7 @@ import {
   type UpFrame,
 } from '../protocol/gateway.js';
 import type { Store } from '../store/store.js';
+import { readCommand } from './command-frame.js';
 
 /** Writes pause while more than this is waiting in the socket's buffer. */
 export const MAX_BUFFERED_BYTES = 1024 * 1024;
@@ -34,6 +37,8 @@ export interface TransportDeps {
   readonly token: () => string | null;
   /** A new command, stored and acknowledged: apply it (its result goes upstream as an event). */
   readonly applyCommand: (command: CommandFrame) => void;
+  /** A store write failed (reported to the daemon's store health). */
+  readonly onStoreError?: (error: unknown) => void;
 }
 
 /** `http://h:p/base` → `ws://h:p/base/v1/daemon` (https → wss). */
@@ -97,18 +102,30 @@ export function transportLogic(deps: TransportDeps) {
     const pump = () => {
       pumpScheduled = false;
       if (!authed || stopped || ws.readyState !== WebSocket.OPEN) return;
+      const budget = maxFrame - EVENTS_FRAME_OVERHEAD;
       while (sentSeq < upLimit && ws.bufferedAmount < MAX_BUFFERED_BYTES) {
         const room = Math.min(MAX_EVENTS_PER_FRAME, upLimit - sentSeq);
         const events = store.gateway.outbox(sentSeq, room);
         if (events.length === 0) break;
-        // Keep the frame under max_frame: large output was already chunked at the source.
-        let text = JSON.stringify({ op: 'events', events });
-        while (Buffer.byteLength(text) > maxFrame && events.length > 1) {
-          events.splice(Math.ceil(events.length / 2));
-          text = JSON.stringify({ op: 'events', events });
+        // As many events as fit within max_frame; an event that cannot fit alone goes in its
+        // truncated form (the full copy stays in the journal), so no frame is ever too large.
+        const parts: string[] = [];
+        let used = 0;
+        for (const event of events) {
+          const fitted = fitEvent(event, budget);
+          const size = Buffer.byteLength(fitted.json) + (parts.length > 0 ? 1 : 0);
+          if (parts.length > 0 && used + size > budget) break;
+          parts.push(fitted.json);
+          used += size;
+          sentSeq = event.seq;
+          if (fitted.truncated) {
+            log.warn(
+              { seq: event.seq, type: event.type, maxFrame },
+              'an event larger than max_frame was sent truncated',
+            );
+          }
         }
-        sentSeq = events.at(-1)?.seq ?? sentSeq;
-        ws.send(text, () => {
+        ws.send(`{"op":"events","events":[${parts.join(',')}]}`, () => {
           if (ws.bufferedAmount < MAX_BUFFERED_BYTES) schedulePump();
         });
       }
@@ -125,14 +142,54 @@ export function transportLogic(deps: TransportDeps) {
     };
     const unsubscribe = store.onAppend(() => schedulePump());
 
-    const onCommand = (frame: CommandFrame) => {
-      const received = store.gateway.receiveCommand(frame);
+    /**
+     * A command is stored before it is acknowledged; one with unusable contents is stored as
+     * rejected and answered (see command-frame.ts). Only a frame without a usable envelope is
+     * a protocol error.
+     */
+    const onCommand = (raw: Record<string, unknown>) => {
+      if (!authed) return protocolError('command before welcome');
+      const read = readCommand(raw);
+      if (read.kind === 'malformed') return protocolError(`invalid frame (op "command"): ${read.message}`);
+      let received: ReturnType<typeof store.gateway.receiveCommand>;
+      try {
+        received =
+          read.kind === 'valid'
+            ? store.gateway.receiveCommand(read.frame)
+            : store.gateway.receiveRejectedCommand({
+                dseq: read.dseq,
+                cmdId: read.cmdId,
+                kind: read.commandKind,
+                runId: read.runId,
+                argsCopy: read.argsCopy,
+                error: read.error,
+              });
+      } catch (error) {
+        // Not stored, so not acknowledged: the gateway resends it after reconnecting, by when
+        // the store may take writes again. Skipping it instead would lose it for good.
+        deps.onStoreError?.(error);
+        log.error({ err: error }, 'a gateway command could not be stored: reconnecting so it is resent');
+        ws.close(1011, 'command could not be stored');
+        return;
+      }
+      crashPoint('command.stored');
       // Stored (or known): only now may the gateway forget it.
       send({ op: 'cack', down: store.gateway.downApplied() });
-      if (received.kind === 'new') deps.applyCommand(frame);
-      else if (received.kind === 'duplicate') {
-        log.info({ cmdId: frame.cmd_id }, 'gateway command id seen before: not applied again');
-        store.gateway.settleCommand(frame.cmd_id, { status: 'duplicate' });
+      crashPoint('command.acked');
+      if (received.kind === 'duplicate') {
+        log.info({ cmdId: raw.cmd_id }, 'gateway command id seen before: not applied again');
+      } else if (received.kind === 'rejected' && read.kind === 'rejected') {
+        log.warn(
+          { cmdId: read.cmdId, error: read.error.message },
+          'gateway command rejected: unusable contents',
+        );
+      } else if (received.kind === 'new' && read.kind === 'valid') {
+        try {
+          deps.applyCommand(read.frame);
+        } catch (error) {
+          // Stored as pending: applied again at the next start. Never a reason to drop the link.
+          log.error({ err: error, cmdId: read.frame.cmd_id }, 'applying a gateway command failed');
+        }
       }
     };
 
@@ -156,6 +213,8 @@ export function transportLogic(deps: TransportDeps) {
           authed = true;
           hbMs = frame.hb_ms;
           maxFrame = Math.min(frame.max_frame, DEFAULT_MAX_FRAME_BYTES);
+          // Step output is split at its source to fit this frame from now on.
+          store.gateway.rememberMaxFrame(maxFrame);
           upLimit = frame.up_limit;
           store.gateway.ackUp(frame.up_committed);
           sentSeq = frame.up_committed;
@@ -169,8 +228,7 @@ export function transportLogic(deps: TransportDeps) {
           schedulePump();
           return;
         case 'command':
-          if (!authed) return protocolError('command before welcome');
-          onCommand(frame);
+          // Handled before schema validation (see the message handler).
           return;
         case 'ping':
           send({ op: 'pong', t: frame.t });
@@ -219,6 +277,15 @@ export function transportLogic(deps: TransportDeps) {
         raw = JSON.parse(data.toString());
       } catch {
         return protocolError('a frame that is not JSON');
+      }
+      if (raw !== null && typeof raw === 'object' && (raw as { op?: unknown }).op === 'command') {
+        try {
+          onCommand(raw as Record<string, unknown>);
+        } catch (error) {
+          log.error({ err: error }, 'handling a gateway command failed');
+          protocolError('internal error handling a command', CloseCode.unknown);
+        }
+        return;
       }
       const parsed = DownFrameSchema.safeParse(raw);
       if (!parsed.success) {

@@ -124,6 +124,8 @@ export const StatusResultSchema = z.object({
   gateway: GatewayLinkStatusSchema,
   runs: RunCountsSchema,
   inspector: z.nullable(z.object({ url: z.string() })),
+  /** The last store write that failed, until one succeeds again; absent or null when healthy. */
+  store_fault: z.optional(z.nullable(z.object({ code: z.string(), message: z.string(), since: z.string() }))),
 });
 export type StatusResult = z.infer<typeof StatusResultSchema>;
 

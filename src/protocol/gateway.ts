@@ -35,6 +35,11 @@ export const UpEventSchema = z
     type: z.string().min(1),
     ts: z.string(),
     data: z.unknown(),
+    /**
+     * Present when the event was too large for the frame: `data` then keeps only its small
+     * fields, and `bytes` is the size of the full event, which stays in the daemon's journal.
+     */
+    truncated: z.object({ bytes: z.number().int().positive() }).optional(),
   })
   .meta({ id: 'UpEvent', description: 'One stored event: seq is daemon-wide, gap-free, increasing.' });
 export type UpEvent = z.infer<typeof UpEventSchema>;

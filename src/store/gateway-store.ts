@@ -11,12 +11,36 @@ import type { JournalEntry, NewJournalEntry } from './journal-entry.js';
 export type ReceivedCommand =
   /** New: stored as pending, to be applied. */
   | { kind: 'new' }
-  /** A cmd_id seen before (under another dseq): not applied again. */
+  /**
+   * A cmd_id seen before (under another dseq): not applied again. Its `duplicate` result was
+   * journaled in the same transaction that moved `down_applied` past it.
+   */
   | { kind: 'duplicate'; status: InboxStatus }
   /** A dseq already stored (a resend): nothing to do but acknowledge. */
-  | { kind: 'resent' };
+  | { kind: 'resent' }
+  /** Unusable contents: stored as rejected and answered, nothing to apply. */
+  | { kind: 'rejected' };
+
+/** A command frame whose envelope is sound but whose contents cannot be applied. */
+export interface RejectedCommand {
+  readonly dseq: number;
+  readonly cmdId: string;
+  /** As sent, cut to a bounded length. */
+  readonly kind: string;
+  readonly runId: string | null;
+  /** A bounded copy of the args (JSON), for the audit trail. */
+  readonly argsCopy: string;
+  readonly error: { readonly code: string; readonly message: string };
+}
 
 export type InboxStatus = 'pending' | 'applied' | 'rejected';
+
+/** What became of a command, as its `command.result` reports it. */
+export interface CommandOutcome {
+  readonly status: 'applied' | 'rejected';
+  readonly error?: { readonly code: string; readonly message: string };
+  readonly runId?: string;
+}
 
 export interface PendingCommand {
   readonly dseq: number;
@@ -37,6 +61,7 @@ interface JournalRow {
 
 export class GatewayStore {
   readonly #db: Database.Database;
+  #maxFrame: number | null | undefined;
   readonly #append: (entry: NewJournalEntry) => JournalEntry;
   readonly #getMeta: Database.Statement<[string], { value: string }>;
   readonly #setMeta: Database.Statement<[string, string]>;
@@ -51,6 +76,9 @@ export class GatewayStore {
     { dseq: number; cmd_id: string; kind: string; run_id: string | null; args: string }
   >;
   readonly #settle: Database.Statement<[string, string | null, string]>;
+  readonly #insertRejected: Database.Statement<
+    [number, string, string, string | null, string, string, string]
+  >;
   readonly #runOf: Database.Statement<[string], { run_id: string | null }>;
   readonly #assignRun: Database.Statement<[string, string]>;
 
@@ -74,9 +102,28 @@ export class GatewayStore {
     this.#pending = db.prepare(
       "SELECT dseq, cmd_id, kind, run_id, args FROM inbox WHERE status = 'pending' ORDER BY dseq",
     );
+    this.#insertRejected = db.prepare(
+      `INSERT INTO inbox (dseq, cmd_id, kind, run_id, args, received_at, status, result)
+       VALUES (?, ?, ?, ?, ?, ?, 'rejected', ?)`,
+    );
     this.#settle = db.prepare('UPDATE inbox SET status = ?, result = ? WHERE cmd_id = ?');
     this.#runOf = db.prepare('SELECT run_id FROM inbox WHERE cmd_id = ?');
     this.#assignRun = db.prepare('UPDATE inbox SET run_id = ? WHERE cmd_id = ?');
+  }
+
+  /** The `max_frame` the gateway announced last (step output is split to fit it), if any. */
+  maxFrame(): number | null {
+    if (this.#maxFrame === undefined) {
+      const value = this.#getMeta.get('max_frame')?.value;
+      this.#maxFrame = value === undefined ? null : Number(value);
+    }
+    return this.#maxFrame;
+  }
+
+  rememberMaxFrame(maxFrame: number): void {
+    if (this.maxFrame() === maxFrame) return;
+    this.#setMeta.run('max_frame', String(maxFrame));
+    this.#maxFrame = maxFrame;
   }
 
   /** Every seq ≤ this is durably stored by the gateway. */
@@ -121,12 +168,7 @@ export class GatewayStore {
 
   /** Stores a command before it is acknowledged, and tells what to do with it. */
   receiveCommand(frame: CommandFrame, now: Date = new Date()): ReceivedCommand {
-    return this.#db.transaction((): ReceivedCommand => {
-      if (this.#byDseq.get(frame.dseq) !== undefined || frame.dseq <= this.downApplied())
-        return { kind: 'resent' };
-      const seen = this.#byCmdId.get(frame.cmd_id);
-      if (frame.dseq > this.downApplied()) this.#setMeta.run('down_applied', String(frame.dseq));
-      if (seen !== undefined) return { kind: 'duplicate', status: seen.status };
+    return this.#receive(frame.dseq, frame.cmd_id, () => {
       this.#insertCommand.run(
         frame.dseq,
         frame.cmd_id,
@@ -137,6 +179,42 @@ export class GatewayStore {
         now.toISOString(),
       );
       return { kind: 'new' };
+    });
+  }
+
+  /**
+   * Stores a command whose contents are unusable (unknown kind, bad or oversized args) as
+   * rejected, with its `command.result`, in the transaction that moves `down_applied` past it:
+   * it is acknowledged and answered like any other, so it can never come back and wedge the link.
+   */
+  receiveRejectedCommand(command: RejectedCommand, now: Date = new Date()): ReceivedCommand {
+    return this.#receive(command.dseq, command.cmdId, () => {
+      this.#insertRejected.run(
+        command.dseq,
+        command.cmdId,
+        command.kind,
+        command.runId,
+        command.argsCopy,
+        now.toISOString(),
+        JSON.stringify(command.error),
+      );
+      this.#journalResult(command.cmdId, { status: 'rejected', error: command.error });
+      return { kind: 'rejected' };
+    });
+  }
+
+  #receive(dseq: number, cmdId: string, store: () => ReceivedCommand): ReceivedCommand {
+    return this.#db.transaction((): ReceivedCommand => {
+      if (this.#byDseq.get(dseq) !== undefined || dseq <= this.downApplied()) return { kind: 'resent' };
+      const seen = this.#byCmdId.get(cmdId);
+      this.#setMeta.run('down_applied', String(dseq));
+      if (seen !== undefined) {
+        // Together with the dseq advance: once the gateway may forget this frame, its answer is
+        // stored (a crash in between would otherwise leave the resend unanswered forever).
+        this.#journalResult(cmdId, { status: 'duplicate' });
+        return { kind: 'duplicate', status: seen.status };
+      }
+      return store();
     })();
   }
 
@@ -163,34 +241,33 @@ export class GatewayStore {
 
   /**
    * Records what became of a command and the `command.result` event reporting it upstream, in
-   * one transaction (a duplicate has no inbox row of its own to update: only the event).
+   * one transaction (joining the caller's, when there is one: a run's checkpoint settles the
+   * command it applied in its own transaction). A command is settled once: settling one that is
+   * no longer pending does nothing and returns undefined.
    */
-  settleCommand(
-    cmdId: string,
-    result: {
-      status: 'applied' | 'rejected' | 'duplicate';
-      error?: { code: string; message: string };
-      runId?: string;
-    },
-  ): JournalEntry {
+  settleCommand(cmdId: string, result: CommandOutcome): JournalEntry | undefined {
     return this.#db.transaction(() => {
-      if (result.status !== 'duplicate') {
-        this.#settle.run(
-          result.status,
-          result.error === undefined ? null : JSON.stringify(result.error),
-          cmdId,
-        );
-      }
-      return this.#append({
-        type: 'command.result',
-        runId: null,
-        data: {
-          cmd_id: cmdId,
-          status: result.status,
-          ...(result.error === undefined ? {} : { error: result.error }),
-          ...(result.runId === undefined ? {} : { run_id: result.runId }),
-        },
-      });
+      if (this.#byCmdId.get(cmdId)?.status !== 'pending') return undefined;
+      this.#settle.run(
+        result.status,
+        result.error === undefined ? null : JSON.stringify(result.error),
+        cmdId,
+      );
+      return this.#journalResult(cmdId, result);
     })();
+  }
+
+  #journalResult(cmdId: string, result: CommandOutcome | { status: 'duplicate' }): JournalEntry {
+    const { error, runId } = result as CommandOutcome;
+    return this.#append({
+      type: 'command.result',
+      runId: null,
+      data: {
+        cmd_id: cmdId,
+        status: result.status,
+        ...(error === undefined ? {} : { error }),
+        ...(runId === undefined ? {} : { run_id: runId }),
+      },
+    });
   }
 }

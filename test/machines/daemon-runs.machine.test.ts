@@ -43,9 +43,17 @@ const gated: RunPlan = {
 };
 
 async function harness(
-  options: { maxRuns?: number; maxQueuedRuns?: number; restore?: RestoredRun[]; brokenStore?: boolean } = {},
+  options: {
+    maxRuns?: number;
+    maxQueuedRuns?: number;
+    restore?: RestoredRun[];
+    brokenStore?: boolean;
+    fullDisk?: boolean;
+  } = {},
 ) {
   const crashes: string[] = [];
+  /** Checkpoints and replies in the order they happened. */
+  const trail: string[] = [];
   const replies: ControlActorEvent[] = [];
   const persisted: string[] = [];
   const running = new Set<string>();
@@ -60,6 +68,9 @@ async function harness(
     actions: {
       checkpoint: (_args, params) => {
         if (options.brokenStore && params.event.type === 'step.started') throw new Error('disk full');
+        trail.push(
+          `checkpoint ${params.event.type}${params.answer ? ` answering ${params.answer.key}` : ''}`,
+        );
       },
       recordOutput: () => undefined,
     },
@@ -72,7 +83,10 @@ async function harness(
   const machine = daemonMachine.provide({
     actors: {
       controlServer: fromCallback<ControlActorEvent, undefined>(({ receive }) => {
-        receive((event) => replies.push(event));
+        receive((event) => {
+          replies.push(event);
+          trail.push(`reply ${event.key}`);
+        });
       }),
       recoverState: fromPromise(async () => recovery),
       runShard: runShardMachine.provide({
@@ -82,7 +96,19 @@ async function harness(
     },
     actions: {
       journal: () => undefined,
-      persistRun: (_args, params) => persisted.push(params.runId),
+      persistRun: ({ self }, params) => {
+        if (options.fullDisk) {
+          self.send({
+            type: 'run.storeFailed',
+            key: params.key,
+            runId: params.runId,
+            error: { code: 'DISK_FULL', message: 'the disk holding /p/db is full (SQLITE_FULL)' },
+          });
+          return;
+        }
+        persisted.push(params.runId);
+        self.send({ type: 'run.stored', key: params.key, runId: params.runId, plan: params.plan });
+      },
     },
   });
   const actor = createActor(machine, {
@@ -106,7 +132,7 @@ async function harness(
     actor.send({ type: 'control.request', key: 'status', method: 'status', params: {} });
     return (replyFor('status') as { result: { runs: Record<string, number> } }).result.runs;
   };
-  return { actor, clock, submit, finishStep, replyFor, runs, running, persisted, status, crashes };
+  return { actor, clock, submit, finishStep, replyFor, runs, running, persisted, status, crashes, trail };
 }
 
 describe('root machine with runs', () => {
@@ -154,20 +180,20 @@ describe('root machine with runs', () => {
     expect(h.running).toEqual(new Set(['x'])); // the slot went to x
 
     const command = (key: string, stepId: string | null, cmd: object) =>
-      h.actor.send({ type: 'run.command', key, runId: 'g', stepId, command: cmd as never });
-    command('ans', null, { type: 'input.submit', answers: {} });
+      h.actor.send({ type: 'run.command', runId: 'g', command: { ...cmd, key, stepId } as never });
+    command('ans', null, { type: 'input.submit', key: 'k', stepId: null, answers: {} });
     expect(h.replyFor('ans')).toMatchObject({ error: { code: 'RUN_NOT_WAITING' } });
-    command('wrong-step', 'other', { type: 'gate.decide', decision: 'approve' });
+    command('wrong-step', 'other', { type: 'gate.decide', key: 'k', stepId: null, decision: 'approve' });
     expect(h.replyFor('wrong-step')).toMatchObject({ error: { code: 'RUN_NOT_WAITING' } });
-    command('ok', 'approve', { type: 'gate.decide', decision: 'approve' });
+    command('ok', 'approve', { type: 'gate.decide', key: 'k', stepId: null, decision: 'approve' });
     expect(h.replyFor('ok')).toEqual({ result: { run_id: 'g', state: 'queued' } });
     // Approved, it needs a slot again: x holds the only one.
     expect(h.runs().g?.state).toBe('queued');
     h.finishStep('x');
     expect(h.runs().g).toEqual({ state: 'waiting', waitingFor: { kind: 'input', stepId: 'details' } });
-    command('answers', null, { type: 'input.submit', answers: { n: 1 } });
+    command('answers', null, { type: 'input.submit', key: 'k', stepId: null, answers: { n: 1 } });
     expect(h.runs().g).toBeUndefined(); // done: both steps were pauses
-    command('late', null, { type: 'run.cancel', reason: 'x' });
+    command('late', null, { type: 'run.cancel', key: 'k', reason: 'x' });
     expect(h.replyFor('late')).toMatchObject({ error: { code: 'RUN_FINISHED' } });
   });
 
@@ -177,10 +203,8 @@ describe('root machine with runs', () => {
     h.submit('b');
     h.actor.send({
       type: 'run.command',
-      key: 'c',
       runId: 'a',
-      stepId: null,
-      command: { type: 'run.cancel', reason: 'stop' },
+      command: { type: 'run.cancel', key: 'c', reason: 'stop' },
     });
     expect(h.replyFor('c')).toEqual({ result: { run_id: 'a', state: 'cancelling' } });
     expect(h.runs().a?.state).toBe('cancelling');
@@ -200,6 +224,63 @@ describe('root machine with runs', () => {
     expect(h.actor.getSnapshot().value).toBe('serving');
     expect(h.runs().doomed).toBeUndefined();
     expect(h.status()).toMatchObject({ failed: 1, running: 0, waiting: 1 });
+  });
+
+  it('answers a command only after the checkpoint that records its effect (and names it)', async () => {
+    const h = await harness({ maxRuns: 1 });
+    h.submit('g', gated);
+    h.actor.send({
+      type: 'run.command',
+      runId: 'g',
+      command: { type: 'gate.decide', key: 'ok', stepId: 'approve', decision: 'approve' },
+    });
+    const decided = h.trail.indexOf('checkpoint gate.decided answering ok');
+    expect(decided).toBeGreaterThan(-1);
+    expect(h.trail.indexOf('reply ok')).toBeGreaterThan(decided);
+    h.actor.send({
+      type: 'run.command',
+      runId: 'g',
+      command: { type: 'run.cancel', key: 'cx', reason: 'no' },
+    });
+    expect(h.trail.indexOf('reply cx')).toBeGreaterThan(
+      h.trail.indexOf('checkpoint run.cancelled answering cx'),
+    );
+    expect(h.replyFor('cx')).toEqual({ result: { run_id: 'g', state: 'cancelled' } });
+    expect(h.actor.getSnapshot().context.commandsInFlight).toEqual({});
+  });
+
+  it('a run that has moved on refuses a decision meant for an earlier step, through the root', async () => {
+    const h = await harness({ maxRuns: 1 });
+    h.submit('g', gated);
+    h.actor.send({
+      type: 'run.command',
+      runId: 'g',
+      command: { type: 'gate.decide', key: 'first', stepId: 'approve', decision: 'approve' },
+    });
+    expect(h.runs().g?.waitingFor).toEqual({ kind: 'input', stepId: 'details' });
+    // A second decision that was checked while the run still waited at the gate reaches the run
+    // late (straight to the actor, as after a race with the run's own report): refused, answered.
+    h.actor.system
+      .get('run:g')
+      ?.send({ type: 'gate.decide', key: 'second', stepId: 'approve', decision: 'approve' });
+    expect(h.replyFor('second')).toMatchObject({ error: { code: 'RUN_NOT_WAITING' } });
+    h.actor.system
+      .get('run:g')
+      ?.send({ type: 'input.submit', key: 'stale', stepId: 'other-step', answers: {} });
+    expect(h.replyFor('stale')).toMatchObject({ error: { code: 'RUN_NOT_WAITING' } });
+    expect(h.runs().g?.state).toBe('waiting');
+  });
+
+  it('a store that cannot take a new run answers the submitter and keeps serving', async () => {
+    const h = await harness({ fullDisk: true, maxQueuedRuns: 1 });
+    h.submit('a');
+    expect(h.replyFor('k-a')).toMatchObject({ error: { code: 'DISK_FULL' } });
+    h.submit('b');
+    expect(h.replyFor('k-b')).toMatchObject({ error: { code: 'DISK_FULL' } }); // not QUEUE_FULL
+    expect(h.actor.getSnapshot().value).toBe('serving');
+    expect(h.actor.system.get('run:a')).toBeUndefined();
+    expect(h.actor.getSnapshot().context.submitting).toBe(0);
+    expect(h.status()).toMatchObject({ queued: 0 });
   });
 
   it('restores runs at boot: waiting ones wait, queued ones are admitted', async () => {

@@ -2,9 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { createActor, fromCallback, SimulatedClock } from 'xstate';
 import {
   type Checkpoint,
+  type CommandAnswer,
   type RunPlan,
-  type RunReport,
   type RunResume,
+  type RunStateReport,
   runMachine,
   type StepRunnerEvent,
   type StepRunnerInput,
@@ -22,7 +23,8 @@ const plan: RunPlan = {
 
 function harness(options: { stepIndex?: number; resume?: RunResume; attempt?: number; p?: RunPlan } = {}) {
   const checkpoints: Checkpoint[] = [];
-  const reports: RunReport['state'][] = [];
+  const reports: RunStateReport['state'][] = [];
+  const answers: CommandAnswer[] = [];
   const started: StepRunnerInput[] = [];
   const cancels: StepRunnerEvent[] = [];
   const stopped: number[] = [];
@@ -40,6 +42,7 @@ function harness(options: { stepIndex?: number; resume?: RunResume; attempt?: nu
       checkpoint: (_args, params) => checkpoints.push(params),
       recordOutput: (_args, params) => outputs.push(`${params.stepId}:${params.chunk.text}`),
       report: (_args, params) => reports.push(params.state),
+      answer: (_args, params) => answers.push(params),
     },
   });
   const actor = createActor(machine, {
@@ -54,7 +57,7 @@ function harness(options: { stepIndex?: number; resume?: RunResume; attempt?: nu
   }).start();
   const events = () =>
     checkpoints.flatMap((c) => (c.followedBy ? [c.event.type, c.followedBy.type] : [c.event.type]));
-  return { actor, clock, checkpoints, reports, started, cancels, stopped, outputs, events };
+  return { actor, clock, checkpoints, reports, answers, started, cancels, stopped, outputs, events };
 }
 
 const exited = (exitCode: number) => ({
@@ -75,11 +78,11 @@ describe('run machine', () => {
     expect(h.actor.getSnapshot().value).toBe('waiting');
     expect(h.actor.getSnapshot().context.stepIndex).toBe(1);
 
-    h.actor.send({ type: 'gate.decide', decision: 'approve', by: 'ana' });
+    h.actor.send({ type: 'gate.decide', key: 'k', stepId: null, decision: 'approve', by: 'ana' });
     expect(h.actor.getSnapshot().value).toBe('queued');
     h.actor.send({ type: 'run.admit' });
     expect(h.actor.getSnapshot().value).toBe('waiting'); // the input step
-    h.actor.send({ type: 'input.submit', answers: { count: 2 } });
+    h.actor.send({ type: 'input.submit', key: 'k', stepId: null, answers: { count: 2 } });
     h.actor.send({ type: 'run.admit' });
     expect(h.started.at(-1)).toEqual({ runId: 'r01', stepIndex: 3, attempt: 1 });
     h.actor.send(exited(0));
@@ -140,7 +143,7 @@ describe('run machine', () => {
   it('a denied gate fails the run with gate_denied', () => {
     const h = harness({ stepIndex: 1, resume: 'waiting' });
     expect(h.actor.getSnapshot().value).toBe('waiting');
-    h.actor.send({ type: 'gate.decide', decision: 'deny', comment: 'no' });
+    h.actor.send({ type: 'gate.decide', key: 'k', stepId: null, decision: 'deny', comment: 'no' });
     expect(h.actor.getSnapshot().value).toBe('failed');
     expect(h.actor.getSnapshot().context.reason).toBe('gate_denied');
     expect(h.events()).toEqual(['gate.decided', 'run.failed']);
@@ -148,16 +151,16 @@ describe('run machine', () => {
 
   it('cancel while queued, while waiting, and while running (waits for the process)', () => {
     const queued = harness();
-    queued.actor.send({ type: 'run.cancel', reason: 'user' });
+    queued.actor.send({ type: 'run.cancel', key: 'k', reason: 'user' });
     expect(queued.actor.getSnapshot().value).toBe('cancelled');
 
     const waiting = harness({ stepIndex: 1, resume: 'waiting' });
-    waiting.actor.send({ type: 'run.cancel', reason: 'user' });
+    waiting.actor.send({ type: 'run.cancel', key: 'k', reason: 'user' });
     expect(waiting.actor.getSnapshot().value).toBe('cancelled');
 
     const running = harness();
     running.actor.send({ type: 'run.admit' });
-    running.actor.send({ type: 'run.cancel', reason: 'user' });
+    running.actor.send({ type: 'run.cancel', key: 'k', reason: 'user' });
     expect(running.actor.getSnapshot().value).toBe('cancelling');
     expect(running.cancels).toEqual([{ type: 'step.cancel', reason: 'user' }]);
     running.actor.send({ type: 'step.exited', outcome: { kind: 'cancelled', reason: 'user' } });
@@ -169,7 +172,7 @@ describe('run machine', () => {
   it('a step that never reports after a cancel is given up on by the watchdog (simulated clock)', () => {
     const h = harness();
     h.actor.send({ type: 'run.admit' });
-    h.actor.send({ type: 'run.cancel', reason: 'user' });
+    h.actor.send({ type: 'run.cancel', key: 'k', reason: 'user' });
     h.clock.increment(59_999);
     expect(h.actor.getSnapshot().value).toBe('cancelling');
     h.clock.increment(1);
@@ -178,8 +181,8 @@ describe('run machine', () => {
 
   it('ignores decisions and answers when not waiting, and admits only when queued', () => {
     const h = harness();
-    h.actor.send({ type: 'gate.decide', decision: 'approve' });
-    h.actor.send({ type: 'input.submit', answers: {} });
+    h.actor.send({ type: 'gate.decide', key: 'k', stepId: null, decision: 'approve' });
+    h.actor.send({ type: 'input.submit', key: 'k', stepId: null, answers: {} });
     expect(h.actor.getSnapshot().value).toBe('queued');
     h.actor.send({ type: 'run.admit' });
     h.actor.send({ type: 'run.admit' });
@@ -197,7 +200,7 @@ describe('run machine', () => {
       },
     });
     h.actor.send({ type: 'run.admit' });
-    h.actor.send({ type: 'gate.decide', decision: 'approve' });
+    h.actor.send({ type: 'gate.decide', key: 'k', stepId: null, decision: 'approve' });
     h.actor.send({ type: 'run.admit' });
     expect(h.events().filter((type) => type === 'run.started')).toHaveLength(1);
     const restored = harness({ stepIndex: 3, resume: 'queued', attempt: 2 });
@@ -218,9 +221,51 @@ describe('run machine', () => {
   it('a workflow of gates only never starts a process', () => {
     const h = harness({ p: { id: 'g', steps: [{ id: 'a', kind: 'gate' }] } });
     h.actor.send({ type: 'run.admit' });
-    h.actor.send({ type: 'gate.decide', decision: 'approve' });
+    h.actor.send({ type: 'gate.decide', key: 'k', stepId: null, decision: 'approve' });
     h.actor.send({ type: 'run.admit' });
     expect(h.actor.getSnapshot().value).toBe('succeeded');
     expect(h.started).toEqual([]);
+  });
+});
+
+describe('run machine: every command is answered', () => {
+  it('answers each command with the state it reached, and the checkpoint carries the answer', () => {
+    const h = harness({ stepIndex: 1, resume: 'waiting' });
+    h.actor.send({ type: 'gate.decide', key: 'g1', stepId: 'approve', decision: 'approve' });
+    expect(h.answers.at(-1)).toEqual({ key: 'g1', reply: { result: { run_id: 'r01', state: 'queued' } } });
+    expect(h.checkpoints.at(-1)?.answer?.key).toBe('g1');
+    h.actor.send({ type: 'run.admit' });
+    h.actor.send({ type: 'input.submit', key: 'i1', stepId: 'details', answers: { count: 1 } });
+    expect(h.answers.at(-1)).toEqual({ key: 'i1', reply: { result: { run_id: 'r01', state: 'queued' } } });
+    h.actor.send({ type: 'run.admit' });
+    h.actor.send({ type: 'run.cancel', key: 'c1', reason: 'enough' });
+    expect(h.answers.at(-1)).toEqual({
+      key: 'c1',
+      reply: { result: { run_id: 'r01', state: 'cancelling' } },
+    });
+    h.actor.send({ type: 'run.cancel', key: 'c2', reason: 'again' });
+    expect(h.answers.at(-1)).toEqual({
+      key: 'c2',
+      reply: { result: { run_id: 'r01', state: 'cancelling' } },
+    });
+  });
+
+  it('refuses, and answers, a decision for another step or a command it cannot take now', () => {
+    const h = harness({ stepIndex: 1, resume: 'waiting' });
+    h.actor.send({ type: 'input.submit', key: 'wrong-kind', stepId: null, answers: {} });
+    h.actor.send({ type: 'gate.decide', key: 'wrong-step', stepId: 'details', decision: 'approve' });
+    h.actor.send({ type: 'gate.decide', key: 'ok', stepId: 'approve', decision: 'deny' });
+    expect(
+      h.answers.map((a) => [a.key, 'error' in a.reply ? a.reply.error.code : a.reply.result.state]),
+    ).toEqual([
+      ['wrong-kind', 'RUN_NOT_WAITING'],
+      ['wrong-step', 'RUN_NOT_WAITING'],
+      ['ok', 'failed'],
+    ]);
+    expect(h.events()).toEqual(['gate.decided', 'run.failed']); // the refusals recorded nothing
+    const queued = harness();
+    queued.actor.send({ type: 'gate.decide', key: 'early', stepId: null, decision: 'approve' });
+    expect(queued.answers).toMatchObject([{ key: 'early', reply: { error: { code: 'RUN_NOT_WAITING' } } }]);
+    expect(queued.actor.getSnapshot().value).toBe('queued');
   });
 });

@@ -58,12 +58,22 @@ type ModelEvent =
 
 /** The run state a model state stands for. */
 const publicState = (modelState: string) => modelState.split('_')[0];
+/** The step index a model state stands for (`waiting_details` → 2), when it names one. */
+const stepOf = (modelState: string): number | undefined => {
+  const stepId = modelState.split('_')[1];
+  return stepId === undefined ? undefined : plan.steps.findIndex((step) => step.id === stepId);
+};
 
 function realRun() {
   const clock = new SimulatedClock();
   const machine = runMachine.provide({
     actors: { stepRunner: fromCallback<StepRunnerEvent, StepRunnerInput>(() => undefined) },
-    actions: { checkpoint: () => undefined, recordOutput: () => undefined, report: () => undefined },
+    actions: {
+      checkpoint: () => undefined,
+      recordOutput: () => undefined,
+      report: () => undefined,
+      answer: () => undefined,
+    },
   });
   const actor = createActor(machine, {
     clock,
@@ -80,13 +90,13 @@ function realRun() {
       case 'TIMEOUT':
         return actor.send({ type: 'step.exited', outcome: { kind: 'timed_out', timeoutMs: 5 } });
       case 'APPROVE':
-        return actor.send({ type: 'gate.decide', decision: 'approve' });
+        return actor.send({ type: 'gate.decide', key: 'k', stepId: null, decision: 'approve' });
       case 'DENY':
-        return actor.send({ type: 'gate.decide', decision: 'deny' });
+        return actor.send({ type: 'gate.decide', key: 'k', stepId: null, decision: 'deny' });
       case 'ANSWER':
-        return actor.send({ type: 'input.submit', answers: { count: 1 } });
+        return actor.send({ type: 'input.submit', key: 'k', stepId: null, answers: { count: 1 } });
       case 'CANCEL':
-        return actor.send({ type: 'run.cancel', reason: 'model' });
+        return actor.send({ type: 'run.cancel', key: 'k', reason: 'model' });
       case 'GONE':
         return actor.send({ type: 'step.exited', outcome: { kind: 'cancelled', reason: 'model' } });
       case 'WATCHDOG':
@@ -133,7 +143,11 @@ describe('run machine, model-based', () => {
       for (const event of events(path)) {
         walker.send({ type: event });
         real.send(event);
-        expect(real.state(), `after ${event}`).toBe(publicState(String(walker.getSnapshot().value)));
+        const expected = String(walker.getSnapshot().value);
+        expect(real.state(), `after ${event}`).toBe(publicState(expected));
+        // The run must also stand at the model's step, not merely in the same kind of state.
+        const step = stepOf(expected);
+        if (step !== undefined) expect(real.stepIndex(), `step after ${event}`).toBe(step);
       }
     },
   );

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createIntake } from '../../src/daemon/intake.js';
-import { RunEventBus } from '../../src/daemon/run-events.js';
+import { RunFollowers } from '../../src/daemon/run-events.js';
 import { newRunId } from '../../src/daemon/run-id.js';
 import type { ControlReply } from '../../src/protocol/control.js';
 import type { LogBatch } from '../../src/protocol/runs.js';
@@ -15,6 +15,8 @@ import { Store } from '../../src/store/store.js';
 import { WorkflowCatalog } from '../../src/workflow/catalog.js';
 
 const cleanups: (() => void)[] = [];
+/** Followers are told after the writing transaction, on the next turn of the event loop. */
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 afterEach(() => {
   for (const cleanup of cleanups.splice(0)) cleanup();
 });
@@ -30,8 +32,8 @@ function setup() {
     store.close();
     rmSync(root, { recursive: true, force: true });
   });
-  const bus = new RunEventBus();
-  const intake = createIntake({ store, catalog: new WorkflowCatalog(root), bus });
+  const bus = new RunFollowers(store);
+  const intake = createIntake({ store, catalog: new WorkflowCatalog(root), followers: bus });
   const runId = newRunId();
   store.runs.createRun(
     { runId, workflowId: 'park', inputs: {}, steps: [{ id: 'hold', kind: 'gate' }] },
@@ -85,20 +87,46 @@ describe('intake: run.logs', () => {
     expect(t.bus.followers).toBe(0);
   });
 
-  it('with follow: live entries until the run ends, then unsubscribed', () => {
+  it('with follow: live entries from any writer until the run ends, then unsubscribed', async () => {
     const t = setup();
     t.intake.handle(
       { key: 'k', method: 'run.logs', params: { run_id: t.runId, follow: true, after_seq: 0 } },
       t.io,
     );
     expect(t.bus.followers).toBe(1);
-    t.bus.publish(t.runId, t.store.runs.appendEvents(t.runId, [{ type: 'run.waiting', data: {} }]));
-    t.bus.publish(
-      t.runId,
-      t.store.runs.record(t.runId, { state: 'cancelled', finishedAt: new Date().toISOString() }, [
-        { type: 'run.cancelled', data: {} },
-      ]),
+    // Writers only write to the store (no second channel to remember): followers hear of it.
+    t.store.runs.appendEvents(t.runId, [{ type: 'run.waiting', data: {} }]);
+    await tick();
+    // An entry whose transaction rolls back never reaches a follower.
+    expect(() =>
+      t.store.runs.transaction(() => {
+        t.store.runs.appendEvents(t.runId, [{ type: 'rolled.back', data: {} }]);
+        throw new Error('abort');
+      }),
+    ).toThrow('abort');
+    await tick();
+    // The way the crash path records a run's end: a plain store write.
+    t.store.runs.record(t.runId, { state: 'failed', finishedAt: new Date().toISOString() }, [
+      { type: 'run.failed', data: { reason: 'internal_error' } },
+    ]);
+    await tick();
+    const types = t.batches().flatMap((b) => b?.entries.map((e) => e.type) ?? []);
+    expect(types).toEqual(['run.queued', 'run.waiting', 'run.failed']);
+    expect(t.batches().at(-1)).toMatchObject({ done: true, state: 'failed' });
+    expect(t.bus.followers).toBe(0);
+  });
+
+  it('with follow: entries stored together arrive in order, then the end', async () => {
+    const t = setup();
+    t.intake.handle(
+      { key: 'k', method: 'run.logs', params: { run_id: t.runId, follow: true, after_seq: 0 } },
+      t.io,
     );
+    t.store.runs.appendEvents(t.runId, [{ type: 'run.waiting', data: {} }]);
+    t.store.runs.record(t.runId, { state: 'cancelled', finishedAt: new Date().toISOString() }, [
+      { type: 'run.cancelled', data: {} },
+    ]);
+    await tick();
     const types = t.batches().flatMap((b) => b?.entries.map((e) => e.type) ?? []);
     expect(types).toEqual(['run.queued', 'run.waiting', 'run.cancelled']);
     expect(t.batches().at(-1)).toMatchObject({ done: true, state: 'cancelled' });
@@ -114,5 +142,62 @@ describe('intake: run.logs', () => {
     expect(t.bus.followers).toBe(1);
     t.intake.abandon('gone');
     expect(t.bus.followers).toBe(0);
+  });
+});
+
+describe('intake: gateway command results', () => {
+  function pendingCommand(t: ReturnType<typeof setup>, cmdId: string) {
+    const frame = {
+      op: 'command' as const,
+      dseq: 1,
+      cmd_id: cmdId,
+      kind: 'gate.decide' as const,
+      run_id: t.runId,
+      args: { step_id: 'hold', decision: 'approve' as const },
+    };
+    expect(t.store.gateway.receiveCommand(frame)).toEqual({ kind: 'new' });
+    return frame;
+  }
+  const results = (t: ReturnType<typeof setup>) =>
+    t.store.readJournal({ type: 'command.result' }).map((entry) => entry.data);
+
+  it('a result recorded with its effect is not recorded again when the answer reaches the intake', () => {
+    const t = setup();
+    pendingCommand(t, 'c-1');
+    const reply = { result: { run_id: t.runId, state: 'queued' } };
+    t.store.runs.transaction(() => t.intake.settleWithin('gw:c-1', reply));
+    t.intake.deliver('gw:c-1', reply, () => true);
+    expect(results(t)).toEqual([{ cmd_id: 'c-1', status: 'applied', run_id: t.runId }]);
+    expect(t.store.gateway.pendingCommands()).toEqual([]);
+  });
+
+  it('a settlement inside a transaction that rolls back leaves the command pending', () => {
+    const t = setup();
+    pendingCommand(t, 'c-2');
+    expect(() =>
+      t.store.runs.transaction(() => {
+        t.intake.settleWithin('gw:c-2', { result: { run_id: t.runId, state: 'queued' } });
+        throw new Error('the effect failed');
+      }),
+    ).toThrow('the effect failed');
+    expect(results(t)).toEqual([]);
+    expect(t.store.gateway.pendingCommands().map((c) => c.cmdId)).toEqual(['c-2']);
+  });
+
+  it('settleWithin ignores socket calls; a refusal is settled once when delivered', () => {
+    const t = setup();
+    pendingCommand(t, 'c-3');
+    t.intake.settleWithin('7:1', { result: {} });
+    const refusal = { error: { code: 'RUN_NOT_WAITING', message: 'no' } };
+    t.intake.deliver('gw:c-3', refusal, () => true);
+    t.intake.deliver('gw:c-3', refusal, () => true);
+    expect(results(t)).toEqual([
+      {
+        cmd_id: 'c-3',
+        status: 'rejected',
+        error: { code: 'RUN_NOT_WAITING', message: 'no' },
+        run_id: t.runId,
+      },
+    ]);
   });
 });

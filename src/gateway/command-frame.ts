@@ -1,0 +1,112 @@
+/**
+ * Reads a `command` frame from the gateway in two layers. The envelope (`dseq`, `cmd_id`) is
+ * what the daemon needs to acknowledge and answer a command: without it the frame is a protocol
+ * error. Everything else — the kind, the run, the args — is the command's content: when it is
+ * unusable the command is still stored, acknowledged and answered `rejected`, never closed on,
+ * because a gateway resends an unacknowledged command after every reconnect and one bad command
+ * would otherwise wedge the link for good.
+ *
+ * Lenient in what it accepts: `null` counts as absent for optional fields (`run_id`, and any
+ * optional arg such as `by`, `comment`, `reason`, `step_id`).
+ */
+import { z } from 'zod';
+import { type CommandFrame, CommandFrameSchema } from '../protocol/gateway.js';
+
+/** The largest `args` the daemon stores and applies, as JSON. */
+export const MAX_COMMAND_ARGS_BYTES = 64 * 1024;
+/** The deepest nesting of `args` accepted (inputs and answers are flat maps of scalars). */
+export const MAX_COMMAND_ARGS_DEPTH = 32;
+/** The stored copy of rejected args is cut to this many bytes. */
+const REJECTED_ARGS_COPY_BYTES = 4096;
+const KIND_COPY_CHARS = 64;
+const MESSAGE_CHARS = 1024;
+
+const CommandEnvelopeSchema = z.object({
+  op: z.literal('command'),
+  dseq: z.number().int().positive(),
+  cmd_id: z.string().min(1).max(200),
+});
+
+export type ReadCommand =
+  | { readonly kind: 'valid'; readonly frame: CommandFrame }
+  | {
+      readonly kind: 'rejected';
+      readonly dseq: number;
+      readonly cmdId: string;
+      readonly commandKind: string;
+      readonly runId: string | null;
+      readonly argsCopy: string;
+      readonly error: { code: 'INVALID_PARAMS'; message: string };
+    }
+  /** No usable envelope: nothing can be acknowledged or answered. */
+  | { readonly kind: 'malformed'; readonly message: string };
+
+export function readCommand(raw: Record<string, unknown>): ReadCommand {
+  const envelope = CommandEnvelopeSchema.safeParse(raw);
+  if (!envelope.success) {
+    const issue = envelope.error.issues[0];
+    return {
+      kind: 'malformed',
+      message: `command envelope: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`,
+    };
+  }
+  const { dseq, cmd_id: cmdId } = envelope.data;
+  const reject = (message: string): ReadCommand => ({
+    kind: 'rejected',
+    dseq,
+    cmdId,
+    commandKind:
+      typeof raw.kind === 'string'
+        ? raw.kind.slice(0, KIND_COPY_CHARS)
+        : JSON.stringify(raw.kind ?? null).slice(0, KIND_COPY_CHARS),
+    runId: typeof raw.run_id === 'string' ? raw.run_id.slice(0, 200) : null,
+    argsCopy: boundedCopy(raw.args),
+    error: { code: 'INVALID_PARAMS', message: message.slice(0, MESSAGE_CHARS) },
+  });
+
+  const args = raw.args === null || raw.args === undefined ? {} : raw.args;
+  if (typeof args !== 'object' || Array.isArray(args)) return reject('args must be an object');
+  if (depthExceeds(args, MAX_COMMAND_ARGS_DEPTH)) {
+    return reject(`args are nested deeper than ${MAX_COMMAND_ARGS_DEPTH} levels`);
+  }
+  const argsBytes = Buffer.byteLength(JSON.stringify(args));
+  if (argsBytes > MAX_COMMAND_ARGS_BYTES) {
+    return reject(`args are ${argsBytes} bytes of JSON, more than the ${MAX_COMMAND_ARGS_BYTES} accepted`);
+  }
+  const candidate = { ...withoutNulls(raw), args: withoutNulls(args as Record<string, unknown>) };
+  const parsed = CommandFrameSchema.safeParse(candidate);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return reject(`invalid command: ${issue?.path.join('.') || 'frame'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return { kind: 'valid', frame: parsed.data };
+}
+
+/** `null` counts as absent: the keys whose value is null are left out. */
+function withoutNulls(object: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== null));
+}
+
+/** Whether a parsed JSON value nests deeper than `max` (iterative: any depth is safe to ask). */
+export function depthExceeds(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop() as [unknown, number];
+    if (current === null || typeof current !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Object.values(current)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
+/** A copy of what was sent, for the audit trail: JSON cut to a bounded size, never a crash. */
+function boundedCopy(args: unknown): string {
+  if (depthExceeds(args, MAX_COMMAND_ARGS_DEPTH)) {
+    return JSON.stringify({ unreadable: `nested deeper than ${MAX_COMMAND_ARGS_DEPTH} levels` });
+  }
+  const text = JSON.stringify(args ?? null);
+  if (Buffer.byteLength(text) <= REJECTED_ARGS_COPY_BYTES) return text;
+  return JSON.stringify({ truncated: true, bytes: Buffer.byteLength(text), head: text.slice(0, 1024) });
+}

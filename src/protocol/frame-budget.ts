@@ -1,0 +1,105 @@
+/**
+ * Keeping every `events` frame within the gateway's `max_frame`. Two layers:
+ *
+ * - At the source, step output is split so that each `step.output` event fits the budget of
+ *   the last `max_frame` a gateway announced (`outputTextBudget`, `splitTextToFit`).
+ * - At the sender, an event that still does not fit (stored before a gateway announced a
+ *   smaller frame, or with fields larger than any budget) is shipped in a truncated form: the
+ *   same seq, run, type and time, with `truncated: {bytes}` and only the small fields of its
+ *   data (`fitEvent`). The full event stays in the local journal (`charter-daemon logs`).
+ *
+ * Pure functions: no I/O. See docs/protocol.md "Frame budget".
+ */
+import type { UpEvent } from './gateway.js';
+
+/** `{"op":"events","events":[` + `]}`: what a frame adds around its events. */
+export const EVENTS_FRAME_OVERHEAD = Buffer.byteLength('{"op":"events","events":[]}');
+/** Room kept in a `step.output` event for everything but its text (seq, ids, time, keys). */
+export const OUTPUT_EVENT_RESERVE = 512;
+/** Output text per event at most, whatever the frame (as JSON, quotes included). */
+export const MAX_OUTPUT_TEXT_JSON_BYTES = 64 * 1024;
+/** A field of a truncated event's data is kept when its JSON is at most this long. */
+const KEPT_FIELD_BYTES = 256;
+
+/** JSON bytes of a step.output event's text at most, for a gateway frame of `maxFrame` bytes. */
+export function outputTextBudget(maxFrame: number | null): number {
+  if (maxFrame === null) return MAX_OUTPUT_TEXT_JSON_BYTES;
+  return Math.max(
+    64,
+    Math.min(MAX_OUTPUT_TEXT_JSON_BYTES, maxFrame - EVENTS_FRAME_OVERHEAD - OUTPUT_EVENT_RESERVE),
+  );
+}
+
+/** Bytes one code point takes inside a JSON string as JSON.stringify writes it. */
+function jsonCost(codePoint: number): number {
+  if (codePoint === 0x22 || codePoint === 0x5c) return 2; // \" and \\
+  if (codePoint < 0x20)
+    return codePoint === 0x08 ||
+      codePoint === 0x09 ||
+      codePoint === 0x0a ||
+      codePoint === 0x0c ||
+      codePoint === 0x0d
+      ? 2
+      : 6;
+  if (codePoint < 0x80) return 1;
+  if (codePoint < 0x800) return 2;
+  if (codePoint >= 0xd800 && codePoint <= 0xdfff) return 6; // a lone surrogate: \udxxx
+  if (codePoint < 0x10000) return 3;
+  return 4;
+}
+
+/**
+ * Cuts `text` into pieces whose JSON string form (quotes included) is at most `maxJsonBytes`,
+ * on code point boundaries, in order; joined, the pieces are the text.
+ */
+export function splitTextToFit(text: string, maxJsonBytes: number): string[] {
+  const room = Math.max(8, maxJsonBytes - 2);
+  // Fast path: even at the worst escaping (6 bytes per UTF-16 unit) it fits.
+  if (text.length * 6 <= room) return [text];
+  const pieces: string[] = [];
+  let start = 0;
+  let used = 0;
+  let i = 0;
+  while (i < text.length) {
+    const codePoint = text.codePointAt(i) as number;
+    const width = codePoint > 0xffff ? 2 : 1;
+    const cost = jsonCost(codePoint);
+    if (used + cost > room) {
+      pieces.push(text.slice(start, i));
+      start = i;
+      used = 0;
+    }
+    used += cost;
+    i += width;
+  }
+  pieces.push(text.slice(start));
+  return pieces;
+}
+
+/**
+ * The event as it goes into a frame of at most `budget` bytes of events: its JSON, or — when
+ * that is larger — its truncated form (see the module comment).
+ */
+export function fitEvent(event: UpEvent, budget: number): { json: string; truncated: boolean } {
+  const full = JSON.stringify(event);
+  // Bytes ≥ UTF-16 length: a short string needs no byte count.
+  if (full.length * 3 <= budget) return { json: full, truncated: false };
+  const bytes = Buffer.byteLength(full);
+  if (bytes <= budget) return { json: full, truncated: false };
+  const data: Record<string, unknown> = {};
+  const truncated = { ...event, data, truncated: { bytes } };
+  let text = JSON.stringify(truncated);
+  const source = event.data !== null && typeof event.data === 'object' ? Object.entries(event.data) : [];
+  for (const [key, value] of source) {
+    const field = JSON.stringify(value);
+    if (field === undefined || Buffer.byteLength(field) > KEPT_FIELD_BYTES) continue;
+    data[key] = value;
+    const next = JSON.stringify(truncated);
+    if (Buffer.byteLength(next) > budget) {
+      delete data[key];
+      break;
+    }
+    text = next;
+  }
+  return { json: text, truncated: true };
+}
