@@ -111,6 +111,19 @@ export const GatewayLinkStatusSchema = z.object({
 });
 export type GatewayLinkStatus = z.infer<typeof GatewayLinkStatusSchema>;
 
+/** The daemon's log file: whether it takes lines, and what was lost while it did not. */
+export const LogFileStatusSchema = z.object({
+  path: z.string(),
+  /** Lines dropped because the log file could not be written, since the daemon started. */
+  dropped_lines: z.int().check(z.nonnegative()),
+  /** The last write failure (`CODE: message`), null when there was none. */
+  last_error: z.nullable(z.string()),
+  last_error_at: z.nullable(z.string()),
+  /** True while writes fail: lines are dropped until a retry (about once a second) succeeds. */
+  failing: z.boolean(),
+});
+export type LogFileStatus = z.infer<typeof LogFileStatusSchema>;
+
 export const StatusResultSchema = z.object({
   pid: z.int().check(z.positive()),
   version: z.string(),
@@ -124,6 +137,8 @@ export const StatusResultSchema = z.object({
   gateway: GatewayLinkStatusSchema,
   runs: RunCountsSchema,
   inspector: z.nullable(z.object({ url: z.string() })),
+  /** Absent from daemons that do not report it. */
+  log: z.optional(LogFileStatusSchema),
 });
 export type StatusResult = z.infer<typeof StatusResultSchema>;
 
