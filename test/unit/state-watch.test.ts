@@ -59,7 +59,10 @@ describe('state watch', () => {
     expect(reports).toEqual([]);
     rmSync(socket);
     rmSync(lock);
-    await new Promise((r) => setTimeout(r, 100));
+    for (let waited = 0; reports.length === 0 && waited < 5000; waited += 10) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await new Promise((r) => setTimeout(r, 100)); // a second report would come within this
     expect(reports).toEqual([{ path: expect.any(String), cause: 'missing' }]);
   });
 
