@@ -30,6 +30,7 @@ export function controlServerLogic(deps: ControlActorDeps) {
   return fromCallback<ControlActorEvent, undefined>(({ sendBack, receive }) => {
     const bindPath = privateBindPath(deps.socketPath);
     let bound: FileIdentity | null = null;
+    let stopped = false;
     const server: ControlServer = new ControlServer({
       socketPath: bindPath,
       daemonVersion: deps.daemonVersion,
@@ -49,6 +50,7 @@ export function controlServerLogic(deps: ControlActorDeps) {
     server
       .listen()
       .then(() => {
+        if (stopped) return; // closed before it was bound: publish nothing
         renameSync(bindPath, deps.socketPath);
         bound = fileIdentity(deps.socketPath);
       })
@@ -62,6 +64,7 @@ export function controlServerLogic(deps: ControlActorDeps) {
       }
     });
     return () => {
+      stopped = true;
       if (bound !== null) removeIfSame(deps.socketPath, bound);
       void server.close();
     };
