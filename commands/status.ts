@@ -1,7 +1,7 @@
 import { DaemonCommand, formatDuration } from '../src/cli/base-command.js';
 import { fetchStatus, targetProject } from '../src/cli/daemon-client.js';
 import { hasCode } from '../src/errors/charter-error.js';
-import type { StatusResult } from '../src/protocol/control.js';
+import type { LogFileStatus, StatusResult } from '../src/protocol/control.js';
 
 export type StatusJson =
   | ({ running: true; uptime_seconds: number } & StatusResult)
@@ -10,7 +10,7 @@ export type StatusJson =
 export default class Status extends DaemonCommand {
   static override summary = 'Show whether the project daemon runs, and what it is doing.';
   static override description =
-    `Prints pid, version, uptime, project root, socket path, store path, run counts by state, and the gateway link: its state and since when, the last error, the next retry, and the backlog of events the gateway has not acknowledged (with the age of the oldest).
+    `Prints pid, version, uptime, project root, socket path, store path, log file (with the lines it dropped while it could not be written, and the last error), run counts by state, and the gateway link: its state and since when, the last error, the next retry, and the backlog of events the gateway has not acknowledged (with the age of the oldest).
 Exits 3 (LSB "not running") when no daemon runs for the project.`;
   static override examples = [
     '<%= config.bin %> status',
@@ -71,10 +71,26 @@ Exits 3 (LSB "not running") when no daemon runs for the project.`;
     this.log(`  socket:    ${status.socket_path}`);
     this.log(`  store:     ${status.store_path}`);
     this.log(`  log:       ${status.log_path}`);
+    const logTrouble = describeLogTrouble(status.log);
+    if (logTrouble !== undefined) this.log(`             ${logTrouble}`);
     this.log(`  gateway:   ${gateway}`);
     for (const detail of linkDetails) this.log(`             ${detail}`);
     this.log(`  runs:      ${runs}`);
     if (status.inspector !== null) this.log(`  inspector: ${status.inspector.url}`);
     return undefined;
   }
+}
+
+/** A line about log lines lost, or nothing while the log file never failed. */
+function describeLogTrouble(log: LogFileStatus | undefined): string | undefined {
+  if (log === undefined || (log.dropped_lines === 0 && !log.failing)) return undefined;
+  const dropped = `${log.dropped_lines} line(s) dropped`;
+  const error = log.last_error === null ? '' : `; last error: ${log.last_error}`;
+  const when =
+    log.last_error_at === null
+      ? ''
+      : ` (${formatDuration(Math.max(0, (Date.now() - Date.parse(log.last_error_at)) / 1000))} ago)`;
+  return log.failing
+    ? `not writable, ${dropped}${error}${when}`
+    : `${dropped} while not writable${error}${when}`;
 }

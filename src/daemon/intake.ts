@@ -8,7 +8,7 @@ import type { DaemonEvent } from '../../machines/daemon.machine.js';
 import type { ControlCall } from '../control/server.js';
 import { errorCatalogue, isErrorCode } from '../errors/catalogue.js';
 import { CharterError, isCharterError } from '../errors/charter-error.js';
-import type { ControlReply, StatusResult } from '../protocol/control.js';
+import type { ControlReply, LogFileStatus, StatusResult } from '../protocol/control.js';
 import { type CommandFrame, commandArgs } from '../protocol/gateway.js';
 import { type ControlParams, methodParams } from '../protocol/methods.js';
 import type { RunDetail } from '../protocol/runs.js';
@@ -33,6 +33,8 @@ export interface IntakeDeps {
   readonly followers: RunFollowers;
   /** Store write failures, for status (absent in tests that do not look). */
   readonly health?: StoreHealth;
+  /** The log file's figures for `status` (dropped lines, last error). */
+  readonly logHealth?: () => LogFileStatus;
 }
 
 const LOG_BATCH = 500;
@@ -330,6 +332,7 @@ export function createIntake(deps: IntakeDeps): Intake {
         oldest_unacked_age_seconds:
           oldestTs === null ? null : Math.max(0, (Date.now() - Date.parse(oldestTs)) / 1000),
       },
+      ...(deps.logHealth === undefined ? {} : { log: deps.logHealth() }),
     };
   }
 

@@ -31,8 +31,11 @@ import { recoverRuns } from './recovery.js';
 import { RunFollowers } from './run-events.js';
 import { createRunLogic } from './run-logic.js';
 import { clearStaleState, prepareStateDirs } from './state-dir.js';
+import { removeIfSame, type StateWatch, watchStateFiles } from './state-watch.js';
 
 const LIFECYCLE_TYPES = ['daemon.started', 'daemon.stopped'] as const;
+/** The stop reason when the lock file or the socket is gone or replaced. */
+const STATE_REMOVED = 'state directory removed';
 
 interface InspectorHandle {
   readonly pageUrl: string;
@@ -79,6 +82,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
   let store: Store | undefined;
   let crashes: CrashRecorder | undefined;
   let inspector: InspectorHandle | undefined;
+  let stateWatch: StateWatch | undefined;
   const removeSignalHandlers: (() => void)[] = [];
   try {
     const stale = clearStaleState(paths);
@@ -104,7 +108,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           'a store write failed: the daemon keeps serving',
         );
     });
-    const intake = createIntake({ store: openStore, catalog, followers, health });
+    const intake = createIntake({ store: openStore, catalog, followers, health, logHealth: log.status });
     crashes = new CrashRecorder(openStore, health, logger);
     const crashRecorder = crashes;
     // The root, once created: gateway commands enter the actor system through it.
@@ -245,6 +249,8 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
             `gateway link: ${link.state}`,
           );
         }
+        // Once draining, our own clean-up removes the socket: that is no loss to report.
+        if (!snapshot.matches('serving')) stateWatch?.stop();
         if (announced || !snapshot.matches('serving')) return;
         announced = true;
         // Commands stored before a crash but never applied: apply them now (at most once each).
@@ -271,6 +277,14 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           { socket: paths.socketPath, project: projectRoot, gateway: settings.gatewayUrl ?? 'offline' },
           'daemon ready',
         );
+        stateWatch = watchStateFiles({
+          files: [paths.lockPath, paths.socketPath],
+          onLost: (lost) => {
+            const what = lost.cause === 'missing' ? 'is gone' : 'now names another file';
+            logger.error(lost, `${STATE_REMOVED}: ${lost.path} ${what}; draining and stopping`);
+            root.send({ type: 'daemon.stop', reason: STATE_REMOVED });
+          },
+        });
       },
       // Without an error observer an action that throws would crash the process unlogged.
       error: (error) => logger.fatal({ err: error }, 'root actor failed'),
@@ -295,9 +309,13 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     return isCharterError(error) ? error.exitCode || 1 : 1;
   } finally {
     for (const remove of removeSignalHandlers) remove();
-    // Only our own runtime file: we hold the lock, but be explicit about whose file this is.
+    stateWatch?.stop();
+    // Only our own runtime file and socket: after the state directory was removed, another
+    // daemon may serve the project from the same paths.
     if (readRuntimeFile(paths.runtimeFile)?.pid === process.pid) rmSync(paths.runtimeFile, { force: true });
-    removeSocketFile(paths.socketPath);
+    const ownSocket = stateWatch?.identities.get(paths.socketPath);
+    if (ownSocket === undefined) removeSocketFile(paths.socketPath);
+    else removeIfSame(paths.socketPath, ownSocket);
     await inspector?.stop();
     crashes?.stop();
     store?.close();

@@ -3,6 +3,7 @@
  * stdout — pretty on a TTY, JSON otherwise (systemd, containers). Secrets are redacted by path.
  */
 import { type DestinationStream, type Level, type Logger, multistream, pino } from 'pino';
+import type { LogFileStatus } from '../protocol/control.js';
 import type { LogLevel } from './levels.js';
 import { RotatingLogFile } from './log-file.js';
 
@@ -34,17 +35,25 @@ export interface DaemonLoggerOptions {
 
 export interface DaemonLogger {
   readonly logger: Logger;
+  /** Whether the log file takes lines, and how many it dropped (for `status`). */
+  status(): LogFileStatus;
   close(): void;
 }
 
 export async function createDaemonLogger(options: DaemonLoggerOptions): Promise<DaemonLogger> {
+  let logger: Logger | undefined;
   const file = new RotatingLogFile({
     path: options.logPath,
     ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
+    onRecovered: ({ droppedLines, lastError }) =>
+      logger?.warn(
+        { dropped_lines: droppedLines, last_error: lastError },
+        `the log file takes lines again: ${droppedLines} line(s) were dropped while it failed`,
+      ),
   });
   const streams: { stream: DestinationStream; level: Level }[] = [{ stream: file, level: options.level }];
   if (options.foreground) streams.push({ stream: await consoleStream(), level: options.level });
-  const logger = pino(
+  logger = pino(
     {
       level: options.level,
       base: { pid: process.pid },
@@ -53,7 +62,17 @@ export async function createDaemonLogger(options: DaemonLoggerOptions): Promise<
     },
     multistream(streams),
   );
-  return { logger, close: () => file.close() };
+  const status = (): LogFileStatus => {
+    const health = file.health();
+    return {
+      path: health.path,
+      dropped_lines: health.droppedLines,
+      last_error: health.lastError,
+      last_error_at: health.lastErrorAt,
+      failing: health.failing,
+    };
+  };
+  return { logger, status, close: () => file.close() };
 }
 
 async function consoleStream(): Promise<DestinationStream> {

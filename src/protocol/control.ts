@@ -111,6 +111,19 @@ export const GatewayLinkStatusSchema = z.object({
 });
 export type GatewayLinkStatus = z.infer<typeof GatewayLinkStatusSchema>;
 
+/** The daemon's log file: whether it takes lines, and what was lost while it did not. */
+export const LogFileStatusSchema = z.object({
+  path: z.string(),
+  /** Lines dropped because the log file could not be written, since the daemon started. */
+  dropped_lines: z.int().check(z.nonnegative()),
+  /** The last write failure (`CODE: message`), null when there was none. */
+  last_error: z.nullable(z.string()),
+  last_error_at: z.nullable(z.string()),
+  /** True while writes fail: lines are dropped until a retry (about once a second) succeeds. */
+  failing: z.boolean(),
+});
+export type LogFileStatus = z.infer<typeof LogFileStatusSchema>;
+
 export const StatusResultSchema = z.object({
   pid: z.int().check(z.positive()),
   version: z.string(),
@@ -126,6 +139,8 @@ export const StatusResultSchema = z.object({
   inspector: z.nullable(z.object({ url: z.string() })),
   /** The last store write that failed, until one succeeds again; absent or null when healthy. */
   store_fault: z.optional(z.nullable(z.object({ code: z.string(), message: z.string(), since: z.string() }))),
+  /** Absent from daemons that do not report it. */
+  log: z.optional(LogFileStatusSchema),
 });
 export type StatusResult = z.infer<typeof StatusResultSchema>;
 
