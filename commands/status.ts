@@ -10,7 +10,7 @@ export type StatusJson =
 export default class Status extends DaemonCommand {
   static override summary = 'Show whether the project daemon runs, and what it is doing.';
   static override description =
-    `Prints pid, version, uptime, project root, socket path, store path, log file (with the lines it dropped while it could not be written, and the last error), run counts by state, and the gateway link: its state and since when, the last error, the next retry, and the backlog of events the gateway has not acknowledged (with the age of the oldest).
+    `Prints pid, version, uptime, project root, socket path, store path (and, while its writes fail, since when and why: DISK_FULL or STORE_FAILED), log file (with the lines it dropped while it could not be written, and the last error), run counts by state, and the gateway link: its state and since when, the last error, the next retry, and the backlog of events the gateway has not acknowledged (with the age of the oldest).
 Exits 3 (LSB "not running") when no daemon runs for the project.`;
   static override examples = [
     '<%= config.bin %> status',
@@ -70,6 +70,10 @@ Exits 3 (LSB "not running") when no daemon runs for the project.`;
     this.log(`  project:   ${status.project_root}`);
     this.log(`  socket:    ${status.socket_path}`);
     this.log(`  store:     ${status.store_path}`);
+    const fault = status.store_fault;
+    if (fault !== undefined && fault !== null) {
+      this.log(`             NOT WRITABLE since ${fault.since} (${fault.code}): ${fault.message}`);
+    }
     this.log(`  log:       ${status.log_path}`);
     const logTrouble = describeLogTrouble(status.log);
     if (logTrouble !== undefined) this.log(`             ${logTrouble}`);

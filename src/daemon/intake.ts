@@ -38,6 +38,13 @@ export interface IntakeDeps {
 }
 
 const LOG_BATCH = 500;
+/** The methods that write to the store. */
+const WRITING_METHODS = new Set<ControlCall['method']>([
+  'run.submit',
+  'gate.decide',
+  'input.submit',
+  'run.cancel',
+]);
 
 export interface Intake {
   /** A control call from the socket. */
@@ -174,8 +181,20 @@ export function createIntake(deps: IntakeDeps): Intake {
     catchUp();
   }
 
+  /**
+   * Calls that change a run are refused while the store cannot be written: a command the run
+   * could not record would otherwise fail the run it was meant to steer.
+   */
+  function refuseWhileUnwritable(method: ControlCall['method']): void {
+    if (!WRITING_METHODS.has(method) || deps.health === undefined || deps.health.writable()) return;
+    const fault = deps.health.fault;
+    if (fault === null) return;
+    throw new CharterError(fault.code, `${fault.message}; ${method} refused, nothing was changed`);
+  }
+
   function handle(call: ControlCall, io: CallIo, runId?: string): void {
     try {
+      refuseWhileUnwritable(call.method);
       switch (call.method) {
         case 'status':
           statusKeys.add(call.key);

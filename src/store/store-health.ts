@@ -56,6 +56,22 @@ export class StoreHealth {
     return this.#fault;
   }
 
+  /**
+   * Whether the store takes writes, as far as can be known now: true while no fault stands;
+   * otherwise a tiny write is tried, and its success clears the fault. Writers ask before
+   * starting something they could not finish, such as applying a command.
+   */
+  writable(): boolean {
+    if (this.#fault === null) return true;
+    try {
+      this.#store.probeWrite();
+    } catch {
+      return false;
+    }
+    this.#set(null);
+    return true;
+  }
+
   /** Records a failed write; returns its catalogue code and message for the refusal. */
   failed(error: unknown): { code: StoreFault['code']; message: string } {
     const classified = classifyStoreError(error, this.#store.path);

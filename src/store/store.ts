@@ -55,6 +55,7 @@ export class Store {
   private readonly lastSeqStmt: Database.Statement<[], { seq: number | null }>;
   private readonly lastOfTypesStmt: Database.Statement<[string], JournalRow>;
   private readonly nextEpochStmt: Database.Statement<[], { value: string }>;
+  private readonly probeStmt: Database.Statement<[string]>;
   private readonly appendManyTx: (entries: readonly NewJournalEntry[]) => JournalEntry[];
   private readonly runStore: RunStore;
   private readonly gatewayStore: GatewayStore;
@@ -82,6 +83,10 @@ export class Store {
       `INSERT INTO meta (key, value) VALUES ('epoch', '1')
        ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
        RETURNING value`,
+    );
+    this.probeStmt = db.prepare(
+      `INSERT INTO meta (key, value) VALUES ('write_probe', ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     );
     this.appendManyTx = db.transaction((entries: readonly NewJournalEntry[]) =>
       entries.map((entry) => this.insert(entry)),
@@ -129,6 +134,11 @@ export class Store {
       const reason = error instanceof Error ? error.message : String(error);
       throw new CharterError('STORE_FAILED', `cannot open store at ${path}: ${reason}`, { cause: error });
     }
+  }
+
+  /** A tiny write (its own transaction) that says whether the store takes writes right now. */
+  probeWrite(): void {
+    this.probeStmt.run(new Date().toISOString());
   }
 
   /** Increments and returns the epoch (1 on the first call ever): one per daemon process. */
