@@ -7,6 +7,7 @@ import { ControlConnection } from '../../src/control/client.js';
 import { type ControlCall, ControlServer, type ControlServerOptions } from '../../src/control/server.js';
 import { CharterError } from '../../src/errors/charter-error.js';
 import { MAX_CONTROL_LINE_BYTES } from '../../src/protocol/control.js';
+import { MAX_JSON_DEPTH } from '../../src/protocol/json-limits.js';
 import {
   type FakeDaemon,
   RawPeer,
@@ -190,6 +191,32 @@ describe('ControlServer', () => {
     const lines = await p.waitForLines(3);
     expect(lines[1]).toMatchObject({ id: null, ok: false, error: { code: 'BAD_JSON' } });
     expect(lines[2]).toEqual({ id: 2, ok: true, result: { state: 'serving', pid: DAEMON_PID, n: 1 } });
+    expect(p.closed).toBe(false);
+  });
+
+  it('refuses a request nested deeper than the JSON limit with BAD_JSON naming it, before dispatch', async () => {
+    const { socketPath, calls } = await startServer();
+    const p = await greetedPeer(socketPath);
+    for (const [id, depth] of [
+      [11, 5_000],
+      [12, 100_000],
+    ] as const) {
+      const inputs = `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+      await p.write(`{"id":${id},"method":"run.submit","params":{"workflow_id":"w","inputs":${inputs}}}\n`);
+    }
+    await p.write(`${'['.repeat(200_000)}\n`);
+    await p.send({ id: 13, method: 'status' });
+    const lines = await p.waitForLines(5);
+    for (const [index, id] of [
+      [1, 11],
+      [2, 12],
+      [3, null],
+    ] as const) {
+      expect(lines[index]).toMatchObject({ id, ok: false, error: { code: 'BAD_JSON' } });
+      expect(lines[index]?.error?.message).toContain(`nested more than ${MAX_JSON_DEPTH} levels deep`);
+    }
+    expect(lines[4]).toMatchObject({ id: 13, ok: true });
+    expect(calls.map((call) => call.method)).toEqual(['status']);
     expect(p.closed).toBe(false);
   });
 

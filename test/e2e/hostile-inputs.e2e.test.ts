@@ -1,0 +1,105 @@
+/**
+ * Hostile input at the edges of the built CLI and a real daemon: JSON nested thousands deep,
+ * flags the parser refuses, thousands of unknown inputs, YAML alias bombs and oversized workflow
+ * files, and values past their documented limits. Each must end in a clear catalogue error, with
+ * the daemon still serving.
+ */
+import { cpSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  assertBuilt,
+  type CliResult,
+  destroyProject,
+  makeProject,
+  parseJson,
+  repoRoot,
+  runCli,
+} from '../support/cli.js';
+
+interface WireError {
+  code: string;
+  message: string;
+  hint: string;
+}
+
+let root: string;
+
+beforeAll(async () => {
+  assertBuilt();
+  root = realpathSync(makeProject());
+  cpSync(join(repoRoot, 'examples/hello/workflows'), join(root, 'workflows'), { recursive: true });
+  const started = await runCli(['start', '--project-path', root]);
+  expect(started.stderr).toBe('');
+  expect(started.code).toBe(0);
+});
+
+afterAll(() => {
+  if (root !== undefined) destroyProject(root);
+});
+
+function cli(args: readonly string[]): Promise<CliResult> {
+  return runCli([...args, '--project-path', root]);
+}
+
+/** The one JSON object a --json command printed on stdout, which must be an error. */
+function jsonError(result: CliResult): WireError {
+  return parseJson<{ error: WireError }>(result.stdout).error;
+}
+
+const deepObject = (depth: number): string => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+
+describe('hostile input at the CLI and the daemon', () => {
+  it('refuses JSON flags nested thousands deep with INVALID_FLAG, without a stack overflow', async () => {
+    const inputs = await cli(['run', 'greet', '--inputs-json', deepObject(5_000)]);
+    expect(inputs.code).toBe(2);
+    expect(inputs.stderr).not.toContain('RangeError');
+    expect(inputs.stderr).toContain('--inputs-json: nested more than 64 levels deep');
+    expect(inputs.stderr).toContain('code: INVALID_FLAG');
+
+    const json = await cli(['run', 'greet', '--inputs-json', `{"name":${deepObject(5_000)}}`, '--json']);
+    expect(json.code).toBe(2);
+    expect(jsonError(json)).toMatchObject({ code: 'INVALID_FLAG' });
+
+    const answers = await cli([
+      'submit-input',
+      'r01M895FFEVNRBYAD18R06K01NW',
+      '--answers',
+      deepObject(5_000),
+    ]);
+    expect(answers.code).toBe(2);
+    expect(answers.stderr).toContain('--answers: nested more than 64 levels deep');
+  });
+
+  it('turns flag and argument parse errors into one INVALID_FLAG line, exit 2 (one JSON object with --json)', async () => {
+    const json = await cli(['run', '-x', '--json']);
+    expect(json.code).toBe(2);
+    expect(json.stderr).toBe('');
+    expect(jsonError(json)).toEqual({
+      code: 'INVALID_FLAG',
+      message: 'Nonexistent flag: -x',
+      hint: 'See `charter-daemon run --help` for the flags and arguments it accepts.',
+    });
+
+    const text = await cli(['run', '-x']);
+    expect(text.code).toBe(2);
+    expect(text.stdout).toBe('');
+    expect(text.stderr).toBe(
+      'Error: Nonexistent flag: -x\n  code: INVALID_FLAG\n  next: See `charter-daemon run --help` for the flags and arguments it accepts.\n',
+    );
+
+    for (const [args, message] of [
+      [['run'], 'missing argument WORKFLOW_ID'],
+      [['run', 'greet', 'extra'], 'Unexpected argument: extra'],
+      [
+        ['runs', 'list', '--limit', '0'],
+        '--limit: Expected an integer greater than or equal to 1 but received: 0',
+      ],
+      [['stop', '--timeout', 'soon'], '--timeout: Expected an integer but received: soon'],
+    ] as const) {
+      const result = await cli([...args, '--json']);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(jsonError(result)).toMatchObject({ code: 'INVALID_FLAG', message });
+    }
+  });
+});
