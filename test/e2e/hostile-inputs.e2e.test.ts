@@ -4,7 +4,7 @@
  * files, and values past their documented limits. Each must end in a clear catalogue error, with
  * the daemon still serving.
  */
-import { cpSync, realpathSync } from 'node:fs';
+import { cpSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -48,6 +48,23 @@ function jsonError(result: CliResult): WireError {
 }
 
 const deepObject = (depth: number): string => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+
+/** Writes workflows/<id>/ into the project; returns the path of its plan.yml. */
+function writeWorkflow(id: string, manifest: string, plan: string): { manifest: string; plan: string } {
+  const dir = join(root, 'workflows', id);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'manifest.yml'), manifest);
+  writeFileSync(join(dir, 'plan.yml'), plan);
+  return { manifest: join(dir, 'manifest.yml'), plan: join(dir, 'plan.yml') };
+}
+
+/** A YAML "billion laughs": 9 levels of 9 aliases each. */
+const ALIAS_BOMB = [
+  'a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]',
+  ...'bcdefghi'
+    .split('')
+    .map((name, index) => `${name}: &${name} [${Array(9).fill(`*${'abcdefghi'[index]}`).join(', ')}]`),
+].join('\n');
 
 describe('hostile input at the CLI and the daemon', () => {
   it('refuses JSON flags nested thousands deep with INVALID_FLAG, without a stack overflow', async () => {
@@ -101,5 +118,38 @@ describe('hostile input at the CLI and the daemon', () => {
       expect(result.code, args.join(' ')).toBe(2);
       expect(jsonError(result)).toMatchObject({ code: 'INVALID_FLAG', message });
     }
+  });
+
+  it('reports a YAML alias bomb as INVALID_WORKFLOW naming the file, not INTERNAL', async () => {
+    const files = writeWorkflow(
+      'bomb',
+      `id: bomb\nname: Bomb\n${ALIAS_BOMB}\n`,
+      'steps:\n  - id: a\n    run: echo\n',
+    );
+    const result = await cli(['run', 'bomb', '--json']);
+    expect(result.code).toBe(2);
+    const error = jsonError(result);
+    expect(error.code).toBe('INVALID_WORKFLOW');
+    expect(error.message).toContain(
+      `${files.manifest}: not valid YAML: its aliases (*name) expand more than 100 times`,
+    );
+  });
+
+  it('refuses an 8 MiB plan.yml by its size while a concurrent status still answers', async () => {
+    const step = '  - id: s\n    run: echo hello\n';
+    const files = writeWorkflow(
+      'huge',
+      'id: huge\nname: Huge\n',
+      `steps:\n${step.repeat((8 * 1024 * 1024) / step.length)}`,
+    );
+    const [run, status] = await Promise.all([cli(['run', 'huge', '--json']), cli(['status', '--json'])]);
+    expect(run.code).toBe(2);
+    const error = jsonError(run);
+    expect(error.code).toBe('INVALID_WORKFLOW');
+    expect(error.message).toContain(
+      `${files.plan}: the file is 8 MiB; a workflow file may be at most 256 KiB`,
+    );
+    expect(status.code).toBe(0);
+    expect(parseJson<{ state: string }>(status.stdout).state).toBe('serving');
   });
 });
