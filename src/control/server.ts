@@ -7,7 +7,7 @@
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import * as z from 'zod/mini';
-import { CharterError } from '../errors/charter-error.js';
+import { boundWireError, CharterError } from '../errors/charter-error.js';
 import {
   CONTROL_PROTOCOL_VERSION,
   type ControlReply,
@@ -134,7 +134,7 @@ export class ControlServer {
     }
     const response: Response =
       'error' in reply
-        ? { id, ok: false, error: reply.error }
+        ? { id, ok: false, error: boundWireError(reply.error) }
         : more
           ? { id, ok: true, result: reply.result, more: true }
           : { id, ok: true, result: reply.result };

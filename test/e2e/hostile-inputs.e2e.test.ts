@@ -152,4 +152,77 @@ describe('hostile input at the CLI and the daemon', () => {
     expect(status.code).toBe(0);
     expect(parseJson<{ state: string }>(status.stdout).state).toBe('serving');
   });
+
+  it('answers 2,000 unknown inputs with a bounded INVALID_INPUTS the CLI shows, not BAD_RESPONSE', async () => {
+    const inputs: Record<string, string> = { name: 'Ana' };
+    for (let index = 0; index < 2_000; index++)
+      inputs[`unknown_input_${String(index).padStart(4, '0')}`] = 'x';
+    const json = await cli(['run', 'greet', '--inputs-json', JSON.stringify(inputs), '--json']);
+    expect(json.code).toBe(2);
+    const error = jsonError(json);
+    expect(error.code).toBe('INVALID_INPUTS');
+    expect(Buffer.byteLength(error.message)).toBeLessThan(64 * 1024);
+    expect(error.message).toContain('unknown_input_0000: unknown input (known: name, shout)');
+    expect(error.message).toContain('… and 1,975 more');
+
+    const text = await cli(['run', 'greet', '--inputs-json', JSON.stringify(inputs)]);
+    expect(text.code).toBe(2);
+    expect(text.stderr).toContain('code: INVALID_INPUTS');
+    expect(text.stderr).toContain('  - … and 1,975 more');
+  });
+
+  it('refuses values past their limits: an input value, all inputs, a gate comment', async () => {
+    const value = await cli(['run', 'greet', '--input', `name=${'n'.repeat(17_000)}`, '--json']);
+    expect(value.code).toBe(2);
+    expect(jsonError(value)).toMatchObject({
+      code: 'INVALID_INPUTS',
+      message: expect.stringContaining('name: a value is at most 16,384 characters, got 17,000'),
+    });
+
+    const all = await cli([
+      'run',
+      'greet',
+      '--input',
+      'name=Ana',
+      '--input',
+      `shout=${' '.repeat(70_000)}no`,
+      '--json',
+    ]);
+    expect(all.code).toBe(1);
+    expect(jsonError(all)).toMatchObject({
+      code: 'INVALID_PARAMS',
+      message: expect.stringContaining('inputs: at most 65536 bytes as JSON (64 KiB)'),
+    });
+
+    const submitted = await cli(['run', 'greet', '--input', 'name=Di', '--json']);
+    expect(submitted.code).toBe(0);
+    const { run_id: runId } = parseJson<{ run_id: string }>(submitted.stdout);
+    await waitForGate(runId);
+    const comment = await cli(['resume', runId, '--approve', '--comment', 'c'.repeat(5_000), '--json']);
+    expect(comment.code).toBe(1);
+    expect(jsonError(comment)).toMatchObject({
+      code: 'INVALID_PARAMS',
+      message: expect.stringContaining('comment: at most 4096 characters'),
+    });
+    // The run still waits: the refused decision changed nothing.
+    const shown = await cli(['runs', 'show', runId, '--json']);
+    expect(parseJson<{ state: string }>(shown.stdout).state).toBe('waiting');
+    const cancel = await cli(['cancel', runId, '--reason', 'r'.repeat(1_001), '--json']);
+    expect(jsonError(cancel)).toMatchObject({
+      code: 'INVALID_PARAMS',
+      message: expect.stringContaining('reason: at most 1000 characters'),
+    });
+  });
 });
+
+/** Polls `runs show` until the run waits at its gate (bounded). */
+async function waitForGate(runId: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const shown = await cli(['runs', 'show', runId, '--json']);
+    const run = parseJson<{ state: string; waiting: { kind: string } | null }>(shown.stdout);
+    if (run.state === 'waiting' && run.waiting?.kind === 'gate') return;
+    if (Date.now() > deadline) throw new Error(`run ${runId} never reached its gate: ${shown.stdout}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ControlConnection } from '../../src/control/client.js';
 import { type ControlCall, ControlServer, type ControlServerOptions } from '../../src/control/server.js';
-import { CharterError } from '../../src/errors/charter-error.js';
+import { CharterError, MESSAGE_CUT_MARKER } from '../../src/errors/charter-error.js';
 import { MAX_CONTROL_LINE_BYTES } from '../../src/protocol/control.js';
 import { MAX_JSON_DEPTH } from '../../src/protocol/json-limits.js';
 import {
@@ -121,6 +121,24 @@ describe('ControlServer', () => {
     const umaskAfter = process.umask(0o022);
     process.umask(umaskAfter);
     expect(umaskAfter).toBe(umaskBefore);
+  });
+
+  it('cuts an error message over 64 KiB in the reply, so the client can still read it', async () => {
+    let server: ControlServer | undefined;
+    const harness = await startServer({
+      dispatch: (call) => {
+        server?.reply(call.key, {
+          error: { code: 'INVALID_INPUTS', message: `refused:\n${'  - x: unknown input\n'.repeat(100_000)}` },
+        });
+      },
+    });
+    server = harness.server;
+    const connection = await open(harness.socketPath);
+    const error = await charterError(connection.request('status', {}, z.unknown(), { timeoutMs: 5_000 }));
+    expect(error.code).toBe('INVALID_INPUTS');
+    expect(error.message.startsWith('refused:\n  - x: unknown input')).toBe(true);
+    expect(error.message.endsWith(MESSAGE_CUT_MARKER)).toBe(true);
+    expect(Buffer.byteLength(error.message)).toBeLessThanOrEqual(64 * 1024);
   });
 
   it('answers hello then status through ControlConnection', async () => {
