@@ -20,7 +20,7 @@ Prints the run's new state (--json: {"run_id", "state"}). Fails with RUN_FINISHE
   };
   static override flags = {
     reason: Flags.string({
-      description: 'Why; recorded with the run (default: "cancelled by request").',
+      description: 'Why; recorded with the run (default: "cancelled by request"; at most 1,000 characters).',
       helpValue: 'TEXT',
     }),
   };

@@ -22,7 +22,10 @@ Prints the run's new state (--json: {"run_id", "state"}). Fails with RUN_NOT_WAI
   static override flags = {
     approve: Flags.boolean({ description: 'Approve the gate: the run continues.' }),
     deny: Flags.boolean({ description: 'Deny the gate: the run fails (reason gate_denied).' }),
-    comment: Flags.string({ description: 'A comment recorded with the decision.', helpValue: 'TEXT' }),
+    comment: Flags.string({
+      description: 'A comment recorded with the decision (at most 4,096 characters).',
+      helpValue: 'TEXT',
+    }),
   };
 
   async run(): Promise<RunAck | undefined> {

@@ -3,6 +3,7 @@ import * as Flags from '@oclif/core/flags';
 import { DaemonCommand } from '../src/cli/base-command.js';
 import { connectToDaemon, targetProject } from '../src/cli/daemon-client.js';
 import { EntryPrinter, isFinal, projectSuffix, stateLine, waitingLines } from '../src/cli/format.js';
+import { parseJsonObjectFlag } from '../src/cli/json-flag.js';
 import { CharterError } from '../src/errors/charter-error.js';
 import type { RunState } from '../src/protocol/control.js';
 import { LogBatchSchema, RunAckSchema, RunDetailSchema } from '../src/protocol/runs.js';
@@ -115,24 +116,7 @@ function collectInputs(inputsJson: string | undefined, pairs: readonly string[])
   // No prototype: a "__proto__" name is then an input like any other, never a prototype change.
   const inputs: Record<string, unknown> = Object.create(null);
   if (inputsJson !== undefined) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(inputsJson);
-    } catch (error) {
-      throw new CharterError(
-        'INVALID_FLAG',
-        `--inputs-json: not valid JSON (${error instanceof Error ? error.message : String(error)})`,
-      );
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      throw new CharterError(
-        'INVALID_FLAG',
-        `--inputs-json: expected a JSON object such as '{"name": "Ana"}', got ${
-          Array.isArray(parsed) ? 'an array' : parsed === null ? 'null' : `a ${typeof parsed}`
-        }`,
-      );
-    }
-    Object.assign(inputs, parsed);
+    Object.assign(inputs, parseJsonObjectFlag('inputs-json', inputsJson, '{"name": "Ana"}'));
   }
   for (const pair of pairs) {
     const at = pair.indexOf('=');

@@ -3,7 +3,7 @@ import * as Flags from '@oclif/core/flags';
 import { DaemonCommand } from '../src/cli/base-command.js';
 import { connectToDaemon, targetProject } from '../src/cli/daemon-client.js';
 import { checkRunId, projectSuffix } from '../src/cli/format.js';
-import { CharterError } from '../src/errors/charter-error.js';
+import { parseJsonObjectFlag } from '../src/cli/json-flag.js';
 import { type RunAck, RunAckSchema } from '../src/protocol/runs.js';
 
 export default class SubmitInput extends DaemonCommand {
@@ -30,7 +30,7 @@ Prints the run's new state (--json: {"run_id", "state"}).`;
 
   async run(): Promise<RunAck | undefined> {
     const { args, flags } = await this.parse(SubmitInput);
-    const answers = parseAnswers(flags.answers);
+    const answers = parseJsonObjectFlag('answers', flags.answers, '{"count": 2}');
     const runId = checkRunId(args.run_id);
     const target = targetProject(flags['project-path']);
     const connection = await connectToDaemon(target, this.warnUser);
@@ -47,25 +47,4 @@ Prints the run's new state (--json: {"run_id", "state"}).`;
     this.log(`  follow: charter-daemon logs ${ack.run_id} --follow${projectSuffix(target)}`);
     return undefined;
   }
-}
-
-function parseAnswers(text: string): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new CharterError(
-      'INVALID_FLAG',
-      `--answers: not valid JSON (${error instanceof Error ? error.message : String(error)})`,
-    );
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new CharterError(
-      'INVALID_FLAG',
-      `--answers: expected a JSON object such as '{"count": 2}', got ${
-        Array.isArray(parsed) ? 'an array' : parsed === null ? 'null' : `a ${typeof parsed}`
-      }`,
-    );
-  }
-  return parsed as Record<string, unknown>;
 }

@@ -14,6 +14,7 @@ import {
   type Response,
   ResponseSchema,
 } from '../protocol/control.js';
+import { parseBoundedJson } from '../protocol/json-limits.js';
 import type { ControlMethod, ControlParams } from '../protocol/methods.js';
 import { LineDecoder, LineTooLongError } from './line-decoder.js';
 
@@ -166,14 +167,13 @@ export class ControlConnection {
   }
 
   #onLine(line: string): void {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(line);
-    } catch {
-      this.#fail(new CharterError('BAD_RESPONSE', 'the daemon sent a line that is not JSON'));
+    // Bounded like every JSON the daemon reads: the CLI prints what it gets, recursively.
+    const json = parseBoundedJson(line);
+    if (!json.ok) {
+      this.#fail(new CharterError('BAD_RESPONSE', `the daemon sent a line that is ${json.message}`));
       return;
     }
-    const parsed = ResponseSchema.safeParse(raw);
+    const parsed = ResponseSchema.safeParse(json.value);
     if (!parsed.success) {
       this.#fail(new CharterError('BAD_RESPONSE', 'the daemon sent a response of an unknown shape'));
       return;

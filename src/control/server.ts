@@ -7,7 +7,7 @@
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import * as z from 'zod/mini';
-import { CharterError } from '../errors/charter-error.js';
+import { boundWireError, CharterError } from '../errors/charter-error.js';
 import {
   CONTROL_PROTOCOL_VERSION,
   type ControlReply,
@@ -18,6 +18,7 @@ import {
   RequestSchema,
   type Response,
 } from '../protocol/control.js';
+import { MAX_JSON_DEPTH, parseBoundedJson } from '../protocol/json-limits.js';
 import { type ControlMethod, isControlMethod, methodParams } from '../protocol/methods.js';
 import { LineDecoder, LineTooLongError } from './line-decoder.js';
 
@@ -133,7 +134,7 @@ export class ControlServer {
     }
     const response: Response =
       'error' in reply
-        ? { id, ok: false, error: reply.error }
+        ? { id, ok: false, error: boundWireError(reply.error) }
         : more
           ? { id, ok: true, result: reply.result, more: true }
           : { id, ok: true, result: reply.result };
@@ -205,17 +206,12 @@ export class ControlServer {
 
   #handleLine(connection: Connection, line: string): void {
     if (line.trim() === '') return;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(line);
-    } catch (error) {
-      this.#refuse(
-        connection,
-        null,
-        new CharterError('BAD_JSON', `invalid JSON: ${(error as Error).message}`),
-      );
+    const json = parseBoundedJson(line, MAX_JSON_DEPTH);
+    if (!json.ok) {
+      this.#refuse(connection, readableId(line), new CharterError('BAD_JSON', `the line is ${json.message}`));
       return;
     }
+    const raw = json.value;
     const request = RequestSchema.safeParse(raw);
     if (!request.success) {
       const id = RequestSchema.shape.id.safeParse((raw as { id?: unknown } | null)?.id);
@@ -361,6 +357,22 @@ function endAndDestroy(socket: Socket, line: string): void {
   socket.resume();
   socket.end(line);
   setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+/**
+ * The id of a request refused before it was parsed (nested too deeply), when it can be read:
+ * the client then learns which request failed. V8's `JSON.parse` is iterative, so parsing a deep
+ * line is safe; only walking the result recursively is not, and only the id is looked at.
+ */
+function readableId(line: string): RequestId | null {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  const id = RequestSchema.shape.id.safeParse((raw as { id?: unknown } | null)?.id);
+  return id.success ? id.data : null;
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

@@ -134,8 +134,8 @@ export const errorCatalogue = {
   },
   // Control-socket request errors (sent by the daemon).
   BAD_JSON: {
-    title: 'the request line is not valid JSON',
-    hint: 'Send one JSON object per line (newline-delimited JSON).',
+    title: 'the request line is not valid JSON or is nested too deeply',
+    hint: 'Send one JSON object per line (newline-delimited JSON), nested at most 64 levels deep.',
     exitCode: 1,
   },
   BAD_REQUEST: {

@@ -1,3 +1,4 @@
+import { cutText, MAX_ERROR_HINT_BYTES, MAX_ERROR_MESSAGE_BYTES } from '../protocol/field-limits.js';
 import { type ErrorCode, errorCatalogue, isErrorCode } from './catalogue.js';
 
 /**
@@ -22,9 +23,9 @@ export class CharterError extends Error {
     this.exitCode = spec.exitCode;
   }
 
-  /** The `{code, message, hint}` object sent over the control socket. */
+  /** The `{code, message, hint}` object sent over the control socket, within the wire's sizes. */
   toWire(): { code: ErrorCode; message: string; hint: string } {
-    return { code: this.code, message: this.message, hint: this.hint };
+    return boundWireError({ code: this.code, message: this.message, hint: this.hint });
   }
 
   /** Rebuilds an error received over the wire; unknown codes (a newer daemon) become INTERNAL. */
@@ -32,6 +33,21 @@ export class CharterError extends Error {
     const code = isErrorCode(wire.code) ? wire.code : 'INTERNAL';
     return new CharterError(code, wire.message, wire.hint === undefined ? undefined : { hint: wire.hint });
   }
+}
+
+/** Ends a message cut by {@link boundWireError}. */
+export const MESSAGE_CUT_MARKER = '… [message cut at 64 KiB]';
+
+/**
+ * An error as sent on the wire, cut to the documented sizes: a message of at most 64 KiB and a
+ * hint of at most 4 KiB (UTF-8), cut on a character boundary and marked. The last line of
+ * defence: the lists in messages are already bounded where they are made.
+ */
+export function boundWireError<W extends { message: string; hint?: string | undefined }>(wire: W): W {
+  const message = cutText(wire.message, MAX_ERROR_MESSAGE_BYTES, MESSAGE_CUT_MARKER);
+  const hint = wire.hint === undefined ? undefined : cutText(wire.hint, MAX_ERROR_HINT_BYTES, '…');
+  if (message === wire.message && hint === wire.hint) return wire;
+  return { ...wire, message, ...(hint === undefined ? {} : { hint }) };
 }
 
 export function isCharterError(error: unknown): error is CharterError {

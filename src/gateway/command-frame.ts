@@ -11,11 +11,12 @@
  */
 import { z } from 'zod';
 import { type CommandFrame, CommandFrameSchema } from '../protocol/gateway.js';
+import { MAX_JSON_DEPTH, valueDepthExceeds } from '../protocol/json-limits.js';
 
 /** The largest `args` the daemon stores and applies, as JSON. */
 export const MAX_COMMAND_ARGS_BYTES = 64 * 1024;
-/** The deepest nesting of `args` accepted (inputs and answers are flat maps of scalars). */
-export const MAX_COMMAND_ARGS_DEPTH = 32;
+/** The deepest nesting of `args` accepted (the inputs inside are bounded at 64 levels anyway). */
+export const MAX_COMMAND_ARGS_DEPTH = MAX_JSON_DEPTH;
 /** The stored copy of rejected args is cut to this many bytes. */
 const REJECTED_ARGS_COPY_BYTES = 4096;
 const KIND_COPY_CHARS = 64;
@@ -66,7 +67,7 @@ export function readCommand(raw: Record<string, unknown>): ReadCommand {
 
   const args = raw.args === null || raw.args === undefined ? {} : raw.args;
   if (typeof args !== 'object' || Array.isArray(args)) return reject('args must be an object');
-  if (depthExceeds(args, MAX_COMMAND_ARGS_DEPTH)) {
+  if (valueDepthExceeds(args, MAX_COMMAND_ARGS_DEPTH)) {
     return reject(`args are nested deeper than ${MAX_COMMAND_ARGS_DEPTH} levels`);
   }
   const argsBytes = Buffer.byteLength(JSON.stringify(args));
@@ -87,23 +88,9 @@ function withoutNulls(object: Record<string, unknown>): Record<string, unknown> 
   return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== null));
 }
 
-/** Whether a parsed JSON value nests deeper than `max` (iterative: any depth is safe to ask). */
-export function depthExceeds(value: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [current, depth] = stack.pop() as [unknown, number];
-    if (current === null || typeof current !== 'object') continue;
-    if (depth > max) return true;
-    for (const child of Object.values(current)) {
-      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
-    }
-  }
-  return false;
-}
-
 /** A copy of what was sent, for the audit trail: JSON cut to a bounded size, never a crash. */
 function boundedCopy(args: unknown): string {
-  if (depthExceeds(args, MAX_COMMAND_ARGS_DEPTH)) {
+  if (valueDepthExceeds(args, MAX_COMMAND_ARGS_DEPTH)) {
     return JSON.stringify({ unreadable: `nested deeper than ${MAX_COMMAND_ARGS_DEPTH} levels` });
   }
   const text = JSON.stringify(args ?? null);

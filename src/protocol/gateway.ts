@@ -4,6 +4,16 @@
  * an unknown `op` is a protocol error. See docs/protocol.md. Pure schemas: no I/O.
  */
 import { z } from 'zod';
+import {
+  jsonBytes,
+  MAX_ANSWERS_JSON_BYTES,
+  MAX_BY_CHARS,
+  MAX_CANCEL_REASON_CHARS,
+  MAX_COMMENT_CHARS,
+  MAX_ID_CHARS,
+  MAX_INPUTS_JSON_BYTES,
+} from './field-limits.js';
+import { MAX_JSON_DEPTH, valueDepthExceeds } from './json-limits.js';
 
 export const GATEWAY_PROTOCOL_VERSION = 1;
 export const GATEWAY_SUBPROTOCOL = 'charter.v1';
@@ -135,18 +145,38 @@ export type DownFrame = z.infer<typeof DownFrameSchema>;
 
 // ---- command arguments (checked after the frame, so a bad command is rejected, not fatal) ------
 
-export const RunStartArgsSchema = z.object({ workflow_id: z.string(), inputs: JsonObject.default({}) });
-export const RunCancelArgsSchema = z.object({ reason: z.string().optional(), by: z.string().optional() });
+// The limits of src/protocol/field-limits.ts, the same as on the control socket (the command is
+// then validated again as the control call it stands for); messages name the field, since a
+// rejected command reports only its first problem.
+
+/** A JSON object of values at most `maxBytes` as JSON, nested at most MAX_JSON_DEPTH deep. */
+function boundedValues(what: 'inputs' | 'answers', maxBytes: number) {
+  return JsonObject.refine((value) => !valueDepthExceeds(value, MAX_JSON_DEPTH), {
+    error: `${what}: nested more than ${MAX_JSON_DEPTH} levels deep`,
+  }).refine((value) => (jsonBytes(value) ?? 0) <= maxBytes, {
+    error: `${what}: at most ${maxBytes} bytes as JSON (${maxBytes / 1024} KiB)`,
+  });
+}
+const text = (what: string, max: number) => z.string().max(max, `${what}: at most ${max} characters`);
+
+export const RunStartArgsSchema = z.object({
+  workflow_id: text('workflow_id', MAX_ID_CHARS),
+  inputs: boundedValues('inputs', MAX_INPUTS_JSON_BYTES).default({}),
+});
+export const RunCancelArgsSchema = z.object({
+  reason: text('reason', MAX_CANCEL_REASON_CHARS).optional(),
+  by: text('by', MAX_BY_CHARS).optional(),
+});
 export const GateDecideArgsSchema = z.object({
-  step_id: z.string(),
+  step_id: text('step_id', MAX_ID_CHARS),
   decision: z.enum(['approve', 'deny']),
-  by: z.string().optional(),
-  comment: z.string().optional(),
+  by: text('by', MAX_BY_CHARS).optional(),
+  comment: text('comment', MAX_COMMENT_CHARS).optional(),
 });
 export const InputSubmitArgsSchema = z.object({
-  step_id: z.string(),
-  answers: JsonObject,
-  by: z.string().optional(),
+  step_id: text('step_id', MAX_ID_CHARS),
+  answers: boundedValues('answers', MAX_ANSWERS_JSON_BYTES),
+  by: text('by', MAX_BY_CHARS).optional(),
 });
 
 export const commandArgs = {

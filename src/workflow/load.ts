@@ -5,11 +5,20 @@
  * the field path: `/p/workflows/x/plan.yml: steps.2.gate.prompt: expected a string, got 3`.
  * The format is documented in docs/workflows.md.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CharterError } from '../errors/charter-error.js';
+import {
+  capProblems,
+  MAX_FIELD_NAME_CHARS,
+  MAX_ID_CHARS,
+  MAX_PROMPT_CHARS,
+  MAX_VALUE_CHARS,
+  MAX_WORKFLOW_FILE_BYTES,
+} from '../protocol/field-limits.js';
+import { MAX_JSON_DEPTH, valueDepthExceeds } from '../protocol/json-limits.js';
 import {
   deepFreeze,
   type FieldSpec,
@@ -28,12 +37,12 @@ export const PLAN_FILE = 'plan.yml';
 
 /** Workflow ids and step ids: a letter or digit, then letters, digits, `.`, `_`, `-`. */
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-export const MAX_ID_LENGTH = 100;
+export const MAX_ID_LENGTH = MAX_ID_CHARS;
 const ID_RULE = 'starts with a letter or digit; then letters, digits, . _ - (at most 100 characters)';
 
 /** Names of inputs and input-step fields: a letter, then letters, digits, `_`, `-`. */
 export const NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]*$/;
-export const MAX_NAME_LENGTH = 64;
+export const MAX_NAME_LENGTH = MAX_FIELD_NAME_CHARS;
 const NAME_RULE = 'a name starts with a letter; then letters, digits, _ - (at most 64 characters)';
 
 const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -88,7 +97,13 @@ export function loadWorkflow(projectRoot: string, workflowId: string): Workflow 
   const files = workflowFiles(projectRoot, workflowId);
   const manifestText = readWorkflowFile(projectRoot, workflowId, files, files.manifestPath);
   const planText = readWorkflowFile(projectRoot, workflowId, files, files.planPath);
-  return parseWorkflow(workflowId, files, manifestText, planText);
+  const oversized = [manifestText, planText].filter((text) => typeof text !== 'string');
+  if (oversized.length > 0)
+    throw invalidWorkflow(
+      workflowId,
+      oversized.map((text) => text.problem),
+    );
+  return parseWorkflow(workflowId, files, manifestText as string, planText as string);
 }
 
 /** Validates the texts of both files of a workflow (already read) and builds the definition. */
@@ -110,25 +125,38 @@ export function parseWorkflow(
     }
   }
   if (problems.length > 0 || manifest.data === undefined || plan.data === undefined) {
-    const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
-    throw new CharterError(
-      'INVALID_WORKFLOW',
-      `workflow ${JSON.stringify(workflowId)} is invalid (${count}):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
-    );
+    throw invalidWorkflow(workflowId, problems);
   }
   return deepFreeze(buildWorkflow(files.dir, manifest.data, plan.data));
 }
 
+/** INVALID_WORKFLOW listing the problems (the first few of many, so the message stays bounded). */
+function invalidWorkflow(workflowId: string, problems: readonly string[]): CharterError {
+  const count = problems.length === 1 ? '1 problem' : `${problems.length.toLocaleString('en-US')} problems`;
+  return new CharterError(
+    'INVALID_WORKFLOW',
+    `workflow ${JSON.stringify(workflowId)} is invalid (${count}):\n${capProblems(problems)
+      .map((p) => `  - ${p}`)
+      .join('\n')}`,
+  );
+}
+
 // ---- reading ---------------------------------------------------------------------------------
 
+/**
+ * The text of a workflow file, or the problem that it is larger than
+ * {@link MAX_WORKFLOW_FILE_BYTES}: its size is checked (fstat) before it is read, and no more
+ * than the limit is ever read (a file growing meanwhile is caught too), so a huge file cannot
+ * hold the daemon's event loop. Throws UNKNOWN_WORKFLOW when it is missing.
+ */
 function readWorkflowFile(
   projectRoot: string,
   workflowId: string,
   files: WorkflowFiles,
   path: string,
-): string {
+): string | { problem: string } {
   try {
-    return readFileSync(path, 'utf8');
+    return readBounded(path, MAX_WORKFLOW_FILE_BYTES);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' && code !== 'ENOTDIR') {
@@ -150,6 +178,34 @@ function readWorkflowFile(
     }
     throw new CharterError('UNKNOWN_WORKFLOW', `${what}; ${knownText}`);
   }
+}
+
+function readBounded(path: string, maxBytes: number): string | { problem: string } {
+  const tooLarge = (size: string) => ({
+    problem: `${path}: the file is ${size}; a workflow file may be at most ${formatBytes(maxBytes)} (see docs/workflows.md)`,
+  });
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size > maxBytes) return tooLarge(formatBytes(size));
+    const buffer = Buffer.alloc(maxBytes + 1);
+    let length = 0;
+    for (;;) {
+      const read = readSync(fd, buffer, length, buffer.length - length, null);
+      if (read === 0) break;
+      length += read;
+      if (length > maxBytes) return tooLarge(`larger than ${formatBytes(maxBytes)}`);
+    }
+    return buffer.toString('utf8', 0, length);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} bytes`;
+  if (bytes < 1024 * 1024) return `${Number((bytes / 1024).toFixed(1))} KiB`;
+  return `${Number((bytes / (1024 * 1024)).toFixed(1))} MiB`;
 }
 
 function isFile(path: string): boolean {
@@ -184,6 +240,7 @@ function strict<Shape extends z.ZodRawShape>(shape: Shape) {
 const IdSchema = z.string().max(MAX_ID_LENGTH).regex(ID_PATTERN, `an id ${ID_RULE}`);
 const NameSchema = z.string().max(MAX_NAME_LENGTH).regex(NAME_PATTERN, NAME_RULE);
 const TextSchema = z.string().trim().min(1).max(10_000);
+const PromptSchema = z.string().trim().min(1).max(MAX_PROMPT_CHARS);
 const DescriptionSchema = z.string().max(10_000).nullish();
 
 const FieldSchema = strict({
@@ -210,8 +267,8 @@ const ManifestSchema = strict({
 const StepSchema = strict({
   id: IdSchema,
   run: TextSchema.optional(),
-  gate: strict({ prompt: TextSchema }).optional(),
-  input: strict({ prompt: TextSchema, fields: fieldsSchema('field') }).optional(),
+  gate: strict({ prompt: PromptSchema }).optional(),
+  input: strict({ prompt: PromptSchema, fields: fieldsSchema('field') }).optional(),
   timeout: z.unknown().optional(),
   env: z
     .record(
@@ -297,6 +354,14 @@ function checkField(value: unknown, ctx: Ctx): void {
         message: `must be one of ${values.map(String).join(', ')}, got ${describeYaml(given)}`,
       });
     }
+    return;
+  }
+  if (typeof given === 'string' && given.length > MAX_VALUE_CHARS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['default'],
+      message: `must be at most ${MAX_VALUE_CHARS} characters (the limit of a value), got ${given.length}`,
+    });
     return;
   }
   const matches =
@@ -467,6 +532,9 @@ function formatPath(path: readonly PropertyKey[]): string {
   return path.length === 0 ? '(root)' : path.map(String).join('.');
 }
 
+/** Alias expansions (`*name`) one workflow file may make before it counts as an alias bomb. */
+const MAX_ALIAS_EXPANSIONS = 100;
+
 function validateFile<Schema extends z.ZodType>(
   file: string,
   text: string,
@@ -481,7 +549,23 @@ function validateFile<Schema extends z.ZodType>(
     }
     return {};
   }
-  const raw: unknown = document.toJS({ maxAliasCount: 100 });
+  let raw: unknown;
+  try {
+    raw = document.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS });
+  } catch (error) {
+    // yaml throws (a ReferenceError) when aliases expand past the count: a "billion laughs".
+    const message = error instanceof Error ? error.message : String(error);
+    problems.push(
+      /alias/i.test(message)
+        ? `${file}: not valid YAML: its aliases (*name) expand more than ${MAX_ALIAS_EXPANSIONS} times; write the values out instead`
+        : `${file}: not valid YAML: ${message}`,
+    );
+    return {};
+  }
+  if (valueDepthExceeds(raw, MAX_JSON_DEPTH)) {
+    problems.push(`${file}: nested more than ${MAX_JSON_DEPTH} levels deep (see docs/workflows.md)`);
+    return {};
+  }
   if (raw === null || raw === undefined) {
     problems.push(`${file}: the file is empty; expected a mapping (see docs/workflows.md)`);
     return { raw };

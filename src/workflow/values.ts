@@ -4,6 +4,15 @@
  * coerced by the declared type, a JSON value of the right type passes as it is.
  */
 import type { z } from 'zod';
+import {
+  capProblems,
+  headChars,
+  jsonBytes,
+  MAX_ANSWERS_JSON_BYTES,
+  MAX_FIELD_NAME_CHARS,
+  MAX_INPUTS_JSON_BYTES,
+  MAX_VALUE_CHARS,
+} from '../protocol/field-limits.js';
 import type { FieldSpecSchema } from '../protocol/runs.js';
 import type { FieldSpec } from './definition.js';
 
@@ -15,14 +24,17 @@ export type Value = string | number | boolean;
 export type WireFieldSpec = z.infer<typeof FieldSpecSchema>;
 
 /**
- * Checks run inputs against the workflow's input specs. Every problem is listed, each starting
- * with the input name. Absent optional inputs take their default, or are left out without one.
+ * Checks run inputs against the workflow's input specs. Every problem is found, each starting
+ * with the input name; the first MAX_LISTED_PROBLEMS are listed and the rest counted, so the
+ * error stays small whatever was sent. Absent optional inputs take their default, or are left
+ * out without one. A string value is at most MAX_VALUE_CHARS, and all inputs together at most
+ * MAX_INPUTS_JSON_BYTES as JSON after coercion and defaults (src/protocol/field-limits.ts).
  */
 export function coerceInputs(
   specs: Readonly<Record<string, FieldSpec>>,
   raw: Readonly<Record<string, unknown>>,
 ): Checked<Record<string, Value>> {
-  return check(specs, raw, 'input', 'this workflow takes no inputs');
+  return check(specs, raw, 'input', 'this workflow takes no inputs', MAX_INPUTS_JSON_BYTES);
 }
 
 /** Checks the answers to an input step against its fields; same rules as {@link coerceInputs}. */
@@ -30,7 +42,7 @@ export function checkAnswers(
   fields: Readonly<Record<string, FieldSpec>>,
   raw: Readonly<Record<string, unknown>>,
 ): Checked<Record<string, Value>> {
-  return check(fields, raw, 'field', 'this step has no fields');
+  return check(fields, raw, 'field', 'this step has no fields', MAX_ANSWERS_JSON_BYTES);
 }
 
 export function fieldToWire(spec: FieldSpec): WireFieldSpec {
@@ -47,6 +59,7 @@ function check(
   raw: Readonly<Record<string, unknown>>,
   noun: 'input' | 'field',
   noneKnown: string,
+  maxJsonBytes: number,
 ): Checked<Record<string, Value>> {
   const problems: string[] = [];
   const value: Record<string, Value> = {};
@@ -68,9 +81,22 @@ function check(
   if (unknown.length > 0) {
     const known = Object.keys(specs).sort();
     const hint = known.length > 0 ? `known: ${known.join(', ')}` : noneKnown;
-    for (const name of unknown) problems.push(`${name}: unknown ${noun} (${hint})`);
+    // A name longer than any field name is shown cut: it can only be unknown.
+    for (const name of unknown) problems.push(`${describeName(name)}: unknown ${noun} (${hint})`);
   }
-  return problems.length > 0 ? { ok: false, problems } : { ok: true, value };
+  if (problems.length === 0) {
+    const bytes = jsonBytes(value) ?? Number.POSITIVE_INFINITY;
+    if (bytes > maxJsonBytes) {
+      problems.push(
+        `(all ${noun}s): ${bytes.toLocaleString('en-US')} bytes as JSON, at most ${maxJsonBytes.toLocaleString('en-US')} (${maxJsonBytes / 1024} KiB)`,
+      );
+    }
+  }
+  return problems.length > 0 ? { ok: false, problems: capProblems(problems) } : { ok: true, value };
+}
+
+function describeName(name: string): string {
+  return name.length > MAX_FIELD_NAME_CHARS ? `${headChars(name, MAX_FIELD_NAME_CHARS)}…` : name;
 }
 
 export type Coerced = { ok: true; value: Value } | { ok: false; problem: string };
@@ -82,6 +108,12 @@ const FALSE_TEXT = new Set(['false', '0', 'no']);
 
 /** Coerces one present (non-null) value by its spec's type. */
 export function coerceValue(spec: FieldSpec, given: unknown): Coerced {
+  if (typeof given === 'string' && given.length > MAX_VALUE_CHARS) {
+    return {
+      ok: false,
+      problem: `a value is at most ${MAX_VALUE_CHARS.toLocaleString('en-US')} characters, got ${given.length.toLocaleString('en-US')}`,
+    };
+  }
   switch (spec.type) {
     case 'string':
       return typeof given === 'string' ? ok(given) : refuse('expected a string', given);

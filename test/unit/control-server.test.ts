@@ -5,8 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ControlConnection } from '../../src/control/client.js';
 import { type ControlCall, ControlServer, type ControlServerOptions } from '../../src/control/server.js';
-import { CharterError } from '../../src/errors/charter-error.js';
+import { CharterError, MESSAGE_CUT_MARKER } from '../../src/errors/charter-error.js';
 import { MAX_CONTROL_LINE_BYTES } from '../../src/protocol/control.js';
+import { MAX_JSON_DEPTH } from '../../src/protocol/json-limits.js';
 import {
   type FakeDaemon,
   RawPeer,
@@ -122,6 +123,24 @@ describe('ControlServer', () => {
     expect(umaskAfter).toBe(umaskBefore);
   });
 
+  it('cuts an error message over 64 KiB in the reply, so the client can still read it', async () => {
+    let server: ControlServer | undefined;
+    const harness = await startServer({
+      dispatch: (call) => {
+        server?.reply(call.key, {
+          error: { code: 'INVALID_INPUTS', message: `refused:\n${'  - x: unknown input\n'.repeat(100_000)}` },
+        });
+      },
+    });
+    server = harness.server;
+    const connection = await open(harness.socketPath);
+    const error = await charterError(connection.request('status', {}, z.unknown(), { timeoutMs: 5_000 }));
+    expect(error.code).toBe('INVALID_INPUTS');
+    expect(error.message.startsWith('refused:\n  - x: unknown input')).toBe(true);
+    expect(error.message.endsWith(MESSAGE_CUT_MARKER)).toBe(true);
+    expect(Buffer.byteLength(error.message)).toBeLessThanOrEqual(64 * 1024);
+  });
+
   it('answers hello then status through ControlConnection', async () => {
     const { socketPath, calls } = await startServer();
     const connection = await open(socketPath);
@@ -190,6 +209,32 @@ describe('ControlServer', () => {
     const lines = await p.waitForLines(3);
     expect(lines[1]).toMatchObject({ id: null, ok: false, error: { code: 'BAD_JSON' } });
     expect(lines[2]).toEqual({ id: 2, ok: true, result: { state: 'serving', pid: DAEMON_PID, n: 1 } });
+    expect(p.closed).toBe(false);
+  });
+
+  it('refuses a request nested deeper than the JSON limit with BAD_JSON naming it, before dispatch', async () => {
+    const { socketPath, calls } = await startServer();
+    const p = await greetedPeer(socketPath);
+    for (const [id, depth] of [
+      [11, 5_000],
+      [12, 100_000],
+    ] as const) {
+      const inputs = `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+      await p.write(`{"id":${id},"method":"run.submit","params":{"workflow_id":"w","inputs":${inputs}}}\n`);
+    }
+    await p.write(`${'['.repeat(200_000)}\n`);
+    await p.send({ id: 13, method: 'status' });
+    const lines = await p.waitForLines(5);
+    for (const [index, id] of [
+      [1, 11],
+      [2, 12],
+      [3, null],
+    ] as const) {
+      expect(lines[index]).toMatchObject({ id, ok: false, error: { code: 'BAD_JSON' } });
+      expect(lines[index]?.error?.message).toContain(`nested more than ${MAX_JSON_DEPTH} levels deep`);
+    }
+    expect(lines[4]).toMatchObject({ id: 13, ok: true });
+    expect(calls.map((call) => call.method)).toEqual(['status']);
     expect(p.closed).toBe(false);
   });
 

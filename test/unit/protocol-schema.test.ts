@@ -9,12 +9,20 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot, SCHEMA_RELATIVE_PATH, schemaFileText } from '../../src/protocol/export-schema.js';
 import {
+  MAX_ANSWERS_JSON_BYTES,
+  MAX_BY_CHARS,
+  MAX_CANCEL_REASON_CHARS,
+  MAX_COMMENT_CHARS,
+  MAX_INPUTS_JSON_BYTES,
+} from '../../src/protocol/field-limits.js';
+import {
   CommandResultDataSchema,
   commandArgs,
   DownFrameSchema,
   gatewayJsonSchema,
   UpFrameSchema,
 } from '../../src/protocol/gateway.js';
+import { methodParams } from '../../src/protocol/methods.js';
 
 const STALE =
   'docs/charter.v1.schema.json is out of date with src/protocol/gateway.ts: run ' +
@@ -198,5 +206,71 @@ describe('charter.v1 frames', () => {
         run_id: 'r01M896DFR9W7ZGTGZMTAQP9G5R',
       }),
     ).toEqual({ cmd_id: 'c-1', status: 'applied', run_id: 'r01M896DFR9W7ZGTGZMTAQP9G5R' });
+  });
+});
+
+describe('field limits in the params and command args schemas', () => {
+  const RUN_ID = 'r01M895FFEVNRBYAD18R06K01NW';
+  const deep = JSON.parse(`${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`) as unknown;
+
+  /** The messages of a control params refusal (zod/mini), or [] when the params pass. */
+  function paramsProblems(method: keyof typeof methodParams, params: unknown): string[] {
+    const parsed = methodParams[method].safeParse(params);
+    return parsed.success ? [] : parsed.error.issues.map((issue) => issue.message);
+  }
+
+  function argsProblems(kind: keyof typeof commandArgs, args: unknown): string[] {
+    const parsed = commandArgs[kind].safeParse(args);
+    return parsed.success ? [] : parsed.error.issues.map((issue) => issue.message);
+  }
+
+  it('bounds comment, by, reason and step_id on the control socket', () => {
+    const decide = { run_id: RUN_ID, decision: 'approve' };
+    expect(paramsProblems('gate.decide', { ...decide, comment: 'c'.repeat(MAX_COMMENT_CHARS) })).toEqual([]);
+    expect(paramsProblems('gate.decide', { ...decide, comment: 'c'.repeat(MAX_COMMENT_CHARS + 1) })).toEqual([
+      'comment: at most 4096 characters',
+    ]);
+    expect(paramsProblems('gate.decide', { ...decide, by: 'b'.repeat(MAX_BY_CHARS + 1) })).toEqual([
+      'by: at most 200 characters',
+    ]);
+    expect(paramsProblems('gate.decide', { ...decide, step_id: 's'.repeat(101) })).toEqual([
+      'step_id: at most 100 characters',
+    ]);
+    expect(
+      paramsProblems('run.cancel', { run_id: RUN_ID, reason: 'r'.repeat(MAX_CANCEL_REASON_CHARS + 1) }),
+    ).toEqual(['reason: at most 1000 characters']);
+  });
+
+  it('bounds inputs and answers as JSON (64 KiB) and in depth, without overflowing on deep values', () => {
+    const big = { a: 'x'.repeat(MAX_INPUTS_JSON_BYTES) };
+    expect(paramsProblems('run.submit', { workflow_id: 'w', inputs: big })).toEqual([
+      'inputs: at most 65536 bytes as JSON (64 KiB)',
+    ]);
+    expect(paramsProblems('run.submit', { workflow_id: 'w', inputs: { a: 'x'.repeat(60_000) } })).toEqual([]);
+    expect(
+      paramsProblems('input.submit', { run_id: RUN_ID, answers: { a: 'x'.repeat(MAX_ANSWERS_JSON_BYTES) } }),
+    ).toEqual(['answers: at most 65536 bytes as JSON (64 KiB)']);
+    expect(paramsProblems('run.submit', { workflow_id: 'w', inputs: { a: deep } })).toEqual([
+      'inputs: nested more than 64 levels deep',
+    ]);
+    expect(argsProblems('run.start', { workflow_id: 'w', inputs: { a: deep } })).toEqual([
+      'inputs: nested more than 64 levels deep',
+    ]);
+    expect(argsProblems('input.submit', { step_id: 's', answers: big })).toEqual([
+      'answers: at most 65536 bytes as JSON (64 KiB)',
+    ]);
+  });
+
+  it('bounds the gateway command args like the control params', () => {
+    expect(
+      argsProblems('gate.decide', { step_id: 's', decision: 'deny', comment: 'c'.repeat(5_000) }),
+    ).toEqual(['comment: at most 4096 characters']);
+    expect(argsProblems('run.cancel', { reason: 'r'.repeat(2_000), by: 'b'.repeat(300) })).toEqual([
+      'reason: at most 1000 characters',
+      'by: at most 200 characters',
+    ]);
+    expect(argsProblems('run.start', { workflow_id: 'w'.repeat(1_000_000) })).toEqual([
+      'workflow_id: at most 100 characters',
+    ]);
   });
 });

@@ -5,6 +5,11 @@ import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CharterError } from '../../src/errors/charter-error.js';
+import {
+  MAX_PROMPT_CHARS,
+  MAX_VALUE_CHARS,
+  MAX_WORKFLOW_FILE_BYTES,
+} from '../../src/protocol/field-limits.js';
 import { WorkflowCatalog } from '../../src/workflow/catalog.js';
 import type { RunStep, Step, Workflow } from '../../src/workflow/definition.js';
 import { listWorkflowIds, loadWorkflow } from '../../src/workflow/load.js';
@@ -492,6 +497,105 @@ describe('workflow rules', () => {
     const { message } = problemsOf('id: [wf\n', 'steps: []\n');
     expect(message).toContain('manifest.yml: not valid YAML');
     expect(message).toContain('plan.yml: steps: a plan needs at least one step');
+  });
+});
+
+/** A YAML "billion laughs": 9 levels of 9 aliases each, 9^9 strings once expanded. */
+const ALIAS_BOMB = [
+  'a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]',
+  ...'bcdefghi'.split('').map((name, index) => {
+    const previous = 'abcdefghi'[index];
+    return `${name}: &${name} [${Array(9).fill(`*${previous}`).join(', ')}]`;
+  }),
+].join('\n');
+
+describe('hostile workflow files', () => {
+  it('reports a YAML alias bomb in plan.yml or manifest.yml as INVALID_WORKFLOW naming the file', () => {
+    const plan = problemsOf(MANIFEST, `${PLAN}${ALIAS_BOMB}\n`);
+    expect(plan.message).toContain(
+      `${join(plan.root, 'workflows', 'wf', 'plan.yml')}: not valid YAML: its aliases (*name) expand more than 100 times`,
+    );
+    const manifest = problemsOf(`${MANIFEST}${ALIAS_BOMB}\n`, PLAN);
+    expect(manifest.message).toContain(
+      `${join(manifest.root, 'workflows', 'wf', 'manifest.yml')}: not valid YAML`,
+    );
+  });
+
+  it('still takes a few aliases', () => {
+    const root = project();
+    writeWorkflow(
+      root,
+      'wf',
+      MANIFEST,
+      'steps:\n  - id: a\n    run: &cmd echo hi\n  - id: b\n    run: *cmd\n',
+    );
+    expect(loadWorkflow(root, 'wf').steps).toHaveLength(2);
+  });
+
+  it('refuses a file over 256 KiB by its size, naming the file and the limit; takes one of exactly 256 KiB', () => {
+    const root = project();
+    const dir = writeWorkflow(root, 'wf', MANIFEST, PLAN);
+    const atLimit = `${PLAN}#`.padEnd(MAX_WORKFLOW_FILE_BYTES - 1, 'x');
+    writeFileSync(join(dir, 'plan.yml'), `${atLimit}\n`);
+    expect(loadWorkflow(root, 'wf').steps).toHaveLength(1);
+
+    writeFileSync(join(dir, 'plan.yml'), `${atLimit}x\n`);
+    const error = loadError(root, 'wf');
+    expect(error.code).toBe('INVALID_WORKFLOW');
+    expect(error.message).toContain(
+      `${join(dir, 'plan.yml')}: the file is 256 KiB; a workflow file may be at most 256 KiB`,
+    );
+    writeFileSync(join(dir, 'manifest.yml'), `${MANIFEST}#${'x'.repeat(8 * 1024 * 1024)}\n`);
+    const both = loadError(root, 'wf');
+    expect(both.message).toContain('workflow "wf" is invalid (2 problems)');
+    expect(both.message).toContain(
+      `${join(dir, 'manifest.yml')}: the file is 8 MiB; a workflow file may be at most 256 KiB`,
+    );
+  });
+
+  it('refuses YAML nested deeper than 64 levels, and nesting that overflows the YAML parser', () => {
+    const deep = problemsOf(MANIFEST, `${PLAN}extra: ${'['.repeat(65)}1${']'.repeat(65)}\n`);
+    expect(deep.message).toContain('plan.yml: nested more than 64 levels deep');
+    const deeper = problemsOf(MANIFEST, `${PLAN}extra: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`);
+    expect(deeper.message).toContain('plan.yml: not valid YAML');
+  });
+
+  it('bounds prompts (4 KiB) and string defaults (16 KiB)', () => {
+    const prompt = problemsOf(
+      MANIFEST,
+      `steps:\n  - id: g\n    gate:\n      prompt: ${'p'.repeat(MAX_PROMPT_CHARS + 1)}\n`,
+    );
+    expect(prompt.message).toContain(`steps.0.gate.prompt: must be at most ${MAX_PROMPT_CHARS} characters`);
+    const root = project();
+    writeWorkflow(
+      root,
+      'wf',
+      MANIFEST,
+      `steps:\n  - id: g\n    gate:\n      prompt: ${'p'.repeat(MAX_PROMPT_CHARS)}\n`,
+    );
+    expect(loadWorkflow(root, 'wf').steps[0]).toMatchObject({ kind: 'gate' });
+
+    const fallback = problemsOf(
+      `${MANIFEST}inputs:\n  note: { type: string, default: ${'d'.repeat(MAX_VALUE_CHARS + 1)} }\n`,
+      PLAN,
+    );
+    expect(fallback.message).toContain(`inputs.note.default: must be at most ${MAX_VALUE_CHARS} characters`);
+  });
+
+  it('lists the first 25 of many problems and counts the rest, each problem bounded', () => {
+    const keys = [
+      `long${'x'.repeat(1_010)}: 1`,
+      ...Array.from({ length: 1_999 }, (_, index) => `k${index}: 1`),
+    ];
+    const { message } = problemsOf(`${MANIFEST}${keys.join('\n')}\n`, PLAN);
+    expect(message).toContain('workflow "wf" is invalid (2,000 problems):');
+    expect(message).toContain(': k23: unknown key');
+    expect(message).not.toContain(': k24: unknown key');
+    expect(message).toMatch(/\n {2}- … and 1,975 more$/);
+    const lines = message.split('\n');
+    expect(lines).toHaveLength(1 + 25 + 1);
+    expect(lines[1]).toMatch(/: longxxx+…$/);
+    expect(lines[1]?.length).toBeLessThanOrEqual(4 + 1000 + 1);
   });
 });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MAX_VALUE_CHARS } from '../../src/protocol/field-limits.js';
 import type { FieldSpec } from '../../src/workflow/definition.js';
 import { inputEnvVar, stepFieldEnvVar } from '../../src/workflow/definition.js';
 import { MAX_DURATION_MS, parseDuration } from '../../src/workflow/duration.js';
@@ -170,6 +171,48 @@ describe('checkAnswers', () => {
         'extra: unknown field (known: count, note)',
       ],
     });
+  });
+});
+
+describe('limits', () => {
+  it('refuses a string value over 16 KiB, of any type, and takes one of exactly 16 KiB', () => {
+    expect(value({ tag: 't'.repeat(MAX_VALUE_CHARS) }).tag).toHaveLength(MAX_VALUE_CHARS);
+    expect(problems({ tag: 't'.repeat(MAX_VALUE_CHARS + 1) })).toEqual([
+      `tag: a value is at most 16,384 characters, got 16,385`,
+    ]);
+    expect(problems({ tag: 'v1', retries: '1'.padStart(MAX_VALUE_CHARS + 1, '0') })).toEqual([
+      `retries: a value is at most 16,384 characters, got 16,385`,
+    ]);
+  });
+
+  it('refuses inputs over 64 KiB as JSON once coerced, and answers likewise', () => {
+    const specs: Record<string, FieldSpec> = {};
+    const raw: Record<string, string> = {};
+    for (const name of ['a', 'b', 'c', 'd', 'e']) {
+      specs[name] = field({ type: 'string' });
+      raw[name] = 'x'.repeat(14_000);
+    }
+    expect(problems(raw, specs)).toEqual(['(all inputs): 70,036 bytes as JSON, at most 65,536 (64 KiB)']);
+    const answers = checkAnswers(specs, raw);
+    expect(answers).toEqual({
+      ok: false,
+      problems: ['(all fields): 70,036 bytes as JSON, at most 65,536 (64 KiB)'],
+    });
+    delete raw.e;
+    expect(Object.keys(value(raw, specs))).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('lists the first 25 of 2,000 unknown names and counts the rest; a long name is cut', () => {
+    const raw: Record<string, unknown> = { tag: 'v1' };
+    for (let index = 0; index < 2_000; index++) raw[`unknown_${String(index).padStart(4, '0')}`] = 1;
+    const listed = problems(raw);
+    expect(listed).toHaveLength(26);
+    expect(listed[0]).toBe('unknown_0000: unknown input (known: dry_run, level, ratio, retries, tag)');
+    expect(listed[25]).toBe('… and 1,975 more');
+    expect(listed.join('\n').length).toBeLessThan(4 * 1024);
+
+    const long = problems({ tag: 'v1', [`n${'x'.repeat(100_000)}`]: 1 });
+    expect(long).toEqual([`n${'x'.repeat(63)}…: unknown input (known: dry_run, level, ratio, retries, tag)`]);
   });
 });
 
