@@ -10,11 +10,12 @@
  * optional arg such as `by`, `comment`, `reason`, `step_id`).
  */
 import { z } from 'zod';
+import { MAX_INPUTS_JSON_BYTES } from '../protocol/field-limits.js';
 import { type CommandFrame, CommandFrameSchema } from '../protocol/gateway.js';
 import { MAX_JSON_DEPTH, valueDepthExceeds } from '../protocol/json-limits.js';
 
-/** The largest `args` the daemon stores and applies, as JSON. */
-export const MAX_COMMAND_ARGS_BYTES = 64 * 1024;
+/** The largest `args` the daemon stores and applies, as JSON: the largest inputs or answers, and room. */
+export const MAX_COMMAND_ARGS_BYTES = MAX_INPUTS_JSON_BYTES + 8 * 1024;
 /** The deepest nesting of `args` accepted (the inputs inside are bounded at 64 levels anyway). */
 export const MAX_COMMAND_ARGS_DEPTH = MAX_JSON_DEPTH;
 /** The stored copy of rejected args is cut to this many bytes. */
