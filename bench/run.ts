@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: start-up cost of the charter-daemon CLI and of the daemon itself, runs, and the
  * gateway link, measured in one run against baselines measured in the same run. See bench/README.md.
+ * `npm run bench -- --only reconnect` runs section 10 (the reconnect policy) alone.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gatewayBench, killGatewayChildren, printGateway } from './gateway.js';
+import { printReconnectPolicy, reconnectPolicyBench } from './gateway-reconnect.js';
 import { round1, roundStats, type Stats, summarize, timeNodeOk } from './measure.js';
 import { printRuns, runsBench } from './runs.js';
 
@@ -22,6 +24,23 @@ const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(repoRoot, 'dist/src/cli/run.js');
 const baselineDir = join(repoRoot, 'dist/bench/baseline-oclif');
 const resultsPath = join(repoRoot, 'dist/bench/results.json');
+const reconnectResultsPath = join(repoRoot, 'dist/bench/results-reconnect.json');
+
+/** The sections that can run alone (`--only NAME`). */
+const SECTIONS = ['reconnect'] as const;
+type Section = (typeof SECTIONS)[number];
+
+/** `--only NAME` (or `--only=NAME`): that section alone; undefined: everything. */
+function onlySection(argv: readonly string[]): Section | undefined {
+  const at = argv.findIndex((arg) => arg === '--only' || arg.startsWith('--only='));
+  if (at === -1) return undefined;
+  const arg = argv[at] ?? '';
+  const name = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[at + 1];
+  const section = SECTIONS.find((s) => s === name);
+  if (section === undefined)
+    throw new Error(`--only takes one of: ${SECTIONS.join(', ')} (got ${JSON.stringify(name ?? '')})`);
+  return section;
+}
 
 /** Projects whose daemon may be running, and temp dirs to remove: both handled by cleanup(). */
 const daemons = new Set<string>();
@@ -132,6 +151,44 @@ const verdict = (met: boolean): string => (met ? 'MET' : 'NOT MET');
 const ratioRow = (label: string, ratio: number, goal: number): string =>
   `  ${label.padEnd(34)}${ratio.toFixed(2).padStart(8)}  goal <= ${goal.toFixed(2)}  ${verdict(ratio <= goal)}`;
 
+const host = {
+  repoRoot,
+  cli,
+  makeProject,
+  startDaemon,
+  stopDaemon: stopOrKill,
+  removeProject,
+};
+
+function writeResults(path: string, results: object): void {
+  mkdirSync(join(repoRoot, 'dist/bench'), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`\nresults: ${path}`);
+}
+
+function machineLine(): string {
+  const cpu = cpus();
+  return (
+    `charter-daemon bench: node ${process.version}, ${process.platform}-${process.arch}, ` +
+    `${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}`
+  );
+}
+
+/** Section 10 alone: its results go to their own file, so a full run's results.json stays. */
+async function reconnectOnly(): Promise<void> {
+  console.log(machineLine());
+  const reconnect = await reconnectPolicyBench(host);
+  printReconnectPolicy(reconnect, verdict);
+  writeResults(reconnectResultsPath, {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpus: cpus().length,
+    gateway_reconnect_policy: { restarts: reconnect.restarts, flapping: reconnect.flapping },
+    goals: reconnect.goals,
+  });
+}
+
 async function main(): Promise<void> {
   prepareBaseline();
 
@@ -181,10 +238,7 @@ async function main(): Promise<void> {
   };
 
   const cpu = cpus();
-  console.log(
-    `charter-daemon bench: node ${process.version}, ${process.platform}-${process.arch}, ` +
-      `${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}`,
-  );
+  console.log(machineLine());
   console.log(
     `\n1. CLI wall time, spawn to exit (ms), N=${RUNS} each after ${WARMUPS} warm-ups, round-robin`,
   );
@@ -206,26 +260,16 @@ async function main(): Promise<void> {
   );
 
   // 4–5. Runs: parked at a gate, and trivial runs through the concurrency limit.
-  const runs = await runsBench({
-    repoRoot,
-    cli,
-    makeProject,
-    startDaemon,
-    stopDaemon: stopOrKill,
-    removeProject,
-  });
+  const runs = await runsBench(host);
   printRuns(runs, verdict);
 
   // 6–9. The gateway link: shipping rate, reconnect, latency, fairness.
-  const gateway = await gatewayBench({
-    repoRoot,
-    cli,
-    makeProject,
-    startDaemon,
-    stopDaemon: stopOrKill,
-    removeProject,
-  });
+  const gateway = await gatewayBench(host);
   printGateway(gateway, verdict);
+
+  // 10. The reconnect policy: rolling gateway restarts, and a flapping gateway.
+  const reconnect = await reconnectPolicyBench(host);
+  printReconnectPolicy(reconnect, verdict);
 
   const results = {
     date: new Date().toISOString(),
@@ -253,11 +297,10 @@ async function main(): Promise<void> {
       fairness: gateway.fairness,
       integrity: gateway.integrity,
     },
-    goals: { ...goals, ...runs.goals, ...gateway.goals },
+    gateway_reconnect_policy: { restarts: reconnect.restarts, flapping: reconnect.flapping },
+    goals: { ...goals, ...runs.goals, ...gateway.goals, ...reconnect.goals },
   };
-  mkdirSync(join(repoRoot, 'dist/bench'), { recursive: true });
-  writeFileSync(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
-  console.log(`\nresults: ${resultsPath}`);
+  writeResults(resultsPath, results);
 }
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -268,7 +311,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 try {
-  await main();
+  const only = onlySection(process.argv.slice(2));
+  if (only === 'reconnect') await reconnectOnly();
+  else await main();
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);
   process.exitCode = 1;

@@ -5,19 +5,30 @@
  *   offline                       no gateway configured: a normal mode, events stay in the store
  *   connecting ─open─▶ handshaking ─welcome─▶ authed (replaying ─caught up─▶ live)
  *        ▲                 │                      │
- *        └──── backoff ◀───┴── error / close ─────┘   (full jitter, 0.5 s × 2^attempt, cap 30 s)
+ *        └──── backoff ◀───┴── error / close ─────┘   (full jitter under `backoffCeiling`)
  *   rejected                      401/403 or 4004: retry at the cap, or at once when the token changes
  *   superseded                    4005: a newer daemon process owns the link; never reconnect
  *   closed                        the daemon is stopping
  *
  * The machine decides; the socket lives in the invoked `transport` callback actor (src/gateway/),
- * which reports what happens and is told to ping. Timers are named delays (simulated in tests).
+ * which reports what happens and is told to ping. Timers are named delays (simulated in tests);
+ * randomness and the wall clock come from the input, so tests pass deterministic ones.
+ *
+ * Backoff policy (docs/protocol.md, "Reconnecting and backoff"): `attempt` counts the attempts
+ * since the link last proved healthy, i.e. stayed `authed` for HEALTHY_PROOF_MS. A connection
+ * that fails before that (refused, dropped before or right after `welcome`) counts as failed, so
+ * a flapping gateway sees the ceiling grow to its cap, while a gateway that restarts after a
+ * healthy session gets the fast retries again.
  */
 import { assign, fromCallback, sendParent, sendTo, setup } from 'xstate';
 
 export interface LinkInput {
   /** null: no gateway configured (offline). */
   readonly url: string | null;
+  /** Uniform in [0, 1): the jitter's source. Default `Math.random`. */
+  readonly random?: () => number;
+  /** Epoch milliseconds, stamped on reports. Default `Date.now`. */
+  readonly now?: () => number;
 }
 
 export type LinkStateName =
@@ -32,8 +43,12 @@ export type LinkStateName =
 
 export interface LinkContext {
   readonly url: string | null;
-  /** Consecutive failed attempts (reset after 60 s of healthy connection). */
+  readonly random: () => number;
+  readonly now: () => number;
+  /** Attempts since the link last proved healthy (reset after HEALTHY_PROOF_MS in `authed`). */
   attempt: number;
+  /** The gateway accepted the current (or last) attempt's upgrade: a failure then costs it work. */
+  opened: boolean;
   /** The wait before the next attempt, planned on entering backoff. */
   nextDelayMs: number;
   lastError: string | null;
@@ -70,13 +85,28 @@ export type LinkReport = {
   at: number;
 };
 
+/** Ceiling of the first retry. */
 export const BACKOFF_BASE_MS = 500;
+/** Ceiling of the fast retries, kept under the 2 s a restarted gateway should wait for us. */
+export const FAST_CEILING_MS = 1_000;
+/** Retries at most FAST_CEILING_MS apart: they cover a restart's downtime (about 5 s on average). */
+export const FAST_RETRIES = 10;
+/** Cap of the ceiling while the gateway is unreachable or refuses the upgrade (and of the fixed retries). */
 export const BACKOFF_CAP_MS = 30_000;
-export const HEALTHY_RESET_MS = 60_000;
+/** Cap of the ceiling when the gateway accepted the connection and then dropped it (flapping). */
+export const FLAP_CAP_MS = 60_000;
+/** `authed` this long proves the gateway healthy: the attempt count starts again at 0. */
+export const HEALTHY_PROOF_MS = 2_000;
 
-/** Upper bound of the full-jitter wait after `attempt` failures. */
-export function backoffCeiling(attempt: number): number {
-  return Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+/**
+ * Upper bound of the full-jitter wait after `attempt` attempts without a healthy connection:
+ * 0.5 s, then 1 s up to the FAST_RETRIES-th, then doubling (2, 4, 8, 16 s …) up to the cap,
+ * which is FLAP_CAP_MS when the failed attempt had been accepted (`opened`), else BACKOFF_CAP_MS.
+ */
+export function backoffCeiling(attempt: number, opened = false): number {
+  if (attempt < FAST_RETRIES) return Math.min(FAST_CEILING_MS, BACKOFF_BASE_MS * 2 ** attempt);
+  const cap = opened ? FLAP_CAP_MS : BACKOFF_CAP_MS;
+  return Math.min(cap, FAST_CEILING_MS * 2 ** (attempt - FAST_RETRIES + 1));
 }
 
 const CLOSE_REVOKED = 4004;
@@ -96,10 +126,10 @@ export const gatewayLinkMachine = setup({
     transport: fromCallback<TransportCommand, { url: string }>(() => undefined),
   },
   actions: {
-    /** Picks the next wait: uniform in [0, ceiling] (full jitter). Provided so tests can fix it. */
+    /** Picks the next wait: uniform in [0, ceiling] (full jitter). */
     planBackoff: assign(({ context }) => {
-      const ceiling = backoffCeiling(context.attempt);
-      const jittered = Math.floor(Math.random() * (ceiling + 1));
+      const ceiling = backoffCeiling(context.attempt, context.opened);
+      const jittered = Math.floor(context.random() * (ceiling + 1));
       return {
         nextDelayMs: Math.max(jittered, context.retryAfterMs),
         attempt: context.attempt + 1,
@@ -108,7 +138,7 @@ export const gatewayLinkMachine = setup({
     }),
     /** A draining gateway asks for a prompt reconnect: jitter within the first step only. */
     planPromptReconnect: assign({
-      nextDelayMs: () => Math.floor(Math.random() * (BACKOFF_BASE_MS + 1)),
+      nextDelayMs: ({ context }) => Math.floor(context.random() * (BACKOFF_BASE_MS + 1)),
     }),
     planCapRetry: assign({ nextDelayMs: BACKOFF_CAP_MS }),
     noteError: assign({ lastError: (_args, params: { message: string }) => params.message }),
@@ -119,6 +149,8 @@ export const gatewayLinkMachine = setup({
       event.type === 'link.welcome' ? { connId: event.connId, hbMs: event.hbMs, lastError: null } : {},
     ),
     forgetConnection: assign({ connId: null }),
+    noteOpened: assign({ opened: true }),
+    forgetOpened: assign({ opened: false }),
     resetAttempts: assign({ attempt: 0 }),
     ping: sendTo('transport', { type: 'transport.ping' }),
     report: sendParent(
@@ -128,7 +160,7 @@ export const gatewayLinkMachine = setup({
         lastError: context.lastError,
         connId: context.connId,
         retryInMs: params.retrying ? context.nextDelayMs : null,
-        at: Date.now(),
+        at: context.now(),
       }),
     ),
   },
@@ -147,7 +179,7 @@ export const gatewayLinkMachine = setup({
     backoffDelay: ({ context }) => context.nextDelayMs,
     heartbeatInterval: ({ context }) => context.hbMs,
     heartbeatTimeout: ({ context }) => 2 * context.hbMs,
-    healthyReset: HEALTHY_RESET_MS,
+    healthyProof: HEALTHY_PROOF_MS,
     handshakeTimeout: 10_000,
   },
 }).createMachine({
@@ -155,7 +187,10 @@ export const gatewayLinkMachine = setup({
   description: 'The one WebSocket to charter-gateway: connect, authenticate, replay, stay alive, back off.',
   context: ({ input }) => ({
     url: input.url,
+    random: input.random ?? Math.random,
+    now: input.now ?? Date.now,
     attempt: 0,
+    opened: false,
     nextDelayMs: 0,
     lastError: null,
     connId: null,
@@ -255,8 +290,8 @@ export const gatewayLinkMachine = setup({
       states: {
         connecting: {
           description: 'Opening the WebSocket (upgrade with the bearer token).',
-          entry: { type: 'report', params: { state: 'connecting' } },
-          on: { 'link.open': 'handshaking' },
+          entry: ['forgetOpened', { type: 'report', params: { state: 'connecting' } }],
+          on: { 'link.open': { target: 'handshaking', actions: 'noteOpened' } },
           after: {
             handshakeTimeout: {
               target: '#gateway.backoff',
@@ -280,7 +315,8 @@ export const gatewayLinkMachine = setup({
           type: 'parallel',
           entry: { type: 'report', params: { state: 'authed' } },
           exit: 'forgetConnection',
-          after: { healthyReset: { actions: 'resetAttempts' } },
+          // Failures before the proof (a drop right after welcome included) keep counting.
+          after: { healthyProof: { actions: 'resetAttempts' } },
           states: {
             stream: {
               initial: 'replaying',

@@ -3,8 +3,9 @@
  * upgrade, validates every daemon frame with the zod schemas of `src/protocol/gateway.ts`,
  * stores events (gap-free, deduplicated, within credit), acks them, queues and resends commands,
  * heartbeats, and can be told to misbehave (refuse, stop acking, go silent, cut a batch, close
- * with a code, restart on the same port). What it stores survives `restart()`: it stands for the
- * gateway's durable store. Nothing here sleeps for a fixed time; waits poll until a deadline.
+ * with a code, drop every connection at once, restart on the same port, with a downtime). What
+ * it stores survives `restart()`: it stands for the gateway's durable store. Nothing here sleeps
+ * for a fixed time (but a restart's chosen downtime); waits poll until a deadline.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
@@ -80,6 +81,9 @@ export interface UpgradeRecord {
   readonly status: number;
   readonly why: string;
 }
+
+/** Where a flapping gateway drops each connection (see `dropConnections`). */
+export type DropPoint = 'upgrade' | 'welcome';
 
 export interface CommandInput {
   cmd_id: string;
@@ -163,6 +167,7 @@ export class GatewayPeer {
   #ackDelayMs = 0;
   #zombie = false;
   #closeMidBatch = false;
+  #dropAt: DropPoint | null = null;
 
   private constructor(options: GatewayPeerOptions, port: number, wss: WebSocketServer) {
     this.#port = port;
@@ -333,6 +338,15 @@ export class GatewayPeer {
     this.#closeMidBatch = true;
   }
 
+  /**
+   * A flapping gateway: every new connection is accepted (101) and then terminated at once, so
+   * the daemon sees 1006 — right after the upgrade, before any frame ('upgrade'), or as soon as
+   * the `welcome` is written ('welcome'). null: serve new connections normally again.
+   */
+  dropConnections(at: DropPoint | null): void {
+    this.#dropAt = at;
+  }
+
   /** Sends `text` as is to the current connection (even as a zombie). */
   sendRaw(text: string): void {
     const conn = this.#target('sendRaw');
@@ -357,10 +371,15 @@ export class GatewayPeer {
     this.#closeConn(conn, code, message);
   }
 
-  /** Stops listening, terminates every connection, listens again on the same port. */
-  async restart(): Promise<void> {
+  /**
+   * Stops listening, terminates every connection, listens again on the same port: at once, or
+   * after `downMs` during which connections are refused (a process being replaced).
+   */
+  async restart(downMs = 0): Promise<void> {
     if (this.#stopped) throw new Error('GatewayPeer.restart() after stop()');
     await this.#shutdown();
+    if (downMs > 0) await sleep(downMs);
+    if (this.#stopped) return;
     const server = createServer();
     await listen(server, this.#port);
     this.#attach(server);
@@ -514,6 +533,7 @@ export class GatewayPeer {
     });
     conn.tick = setInterval(() => this.#onTick(conn), Math.max(25, Math.floor(this.#hbMs / 4)));
     if (this.#zombie) ws.pause();
+    if (this.#dropAt === 'upgrade') this.#terminate(conn);
   }
 
   #onTick(conn: Conn): void {
@@ -642,15 +662,25 @@ export class GatewayPeer {
     this.#current = conn;
     const upCommitted = this.storedMax();
     const upLimit = upCommitted + this.#credit;
-    this.#send(conn, {
-      op: 'welcome',
-      conn_id: conn.record.connId,
-      hb_ms: this.#hbMs,
-      max_frame: this.#maxFrame,
-      up_committed: upCommitted,
-      up_limit: upLimit,
-      server_time: new Date().toISOString(),
-    });
+    const drop = this.#dropAt === 'welcome' ? () => this.#terminate(conn) : undefined;
+    const sent = this.#send(
+      conn,
+      {
+        op: 'welcome',
+        conn_id: conn.record.connId,
+        hb_ms: this.#hbMs,
+        max_frame: this.#maxFrame,
+        up_committed: upCommitted,
+        up_limit: upLimit,
+        server_time: new Date().toISOString(),
+      },
+      false,
+      drop,
+    );
+    if (drop !== undefined) {
+      if (!sent) drop();
+      return;
+    }
     conn.grantedLimit = upLimit;
     conn.ackedUp = upCommitted;
     conn.lastPingSent = Date.now();
@@ -793,12 +823,15 @@ export class GatewayPeer {
     }
   }
 
-  /** Sends a frame unless the gateway is a zombie (or `force`); false when nothing was sent. */
-  #send(conn: Conn, frame: DownFrame, force = false): boolean {
+  /**
+   * Sends a frame unless the gateway is a zombie (or `force`); false when nothing was sent.
+   * `written` runs once the frame is handed to the socket.
+   */
+  #send(conn: Conn, frame: DownFrame, force = false, written: () => void = noop): boolean {
     if ((this.#zombie && !force) || conn.ws.readyState !== WebSocket.OPEN) return false;
     DownFrameSchema.parse(frame); // the gateway itself must speak charter.v1
     this.#record('out', conn, frame);
-    conn.ws.send(JSON.stringify(frame), noop);
+    conn.ws.send(JSON.stringify(frame), written);
     return true;
   }
 

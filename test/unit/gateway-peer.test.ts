@@ -628,6 +628,39 @@ describe('GatewayPeer: faults', () => {
     expect(peer.connections.map((c) => c.closedWith)).toEqual([1006, null]);
   });
 
+  it('restart(downMs) refuses connections while it is down, then serves on the same port', async () => {
+    const peer = await startPeer();
+    const daemon = await RawDaemon.open(peer);
+    await daemon.hello();
+    const restarted = peer.restart(300);
+    expect(await daemon.closed()).toBe(1006);
+    await expect(RawDaemon.open(peer)).rejects.toThrow(/ECONNREFUSED/);
+    await withDeadline(restarted, 'restart(300)');
+    const again = await RawDaemon.open(peer);
+    expect(await again.hello()).toMatchObject({ op: 'welcome' });
+  });
+
+  it('dropConnections accepts each upgrade and drops it, before any frame or right after welcome', async () => {
+    const peer = await startPeer();
+    peer.dropConnections('upgrade');
+    const early = await RawDaemon.open(peer); // the upgrade was accepted
+    expect(await early.closed()).toBe(1006);
+    expect(early.received).toEqual([]);
+
+    peer.dropConnections('welcome');
+    const late = await RawDaemon.open(peer);
+    expect(await late.hello()).toMatchObject({ op: 'welcome' });
+    expect(await late.closed()).toBe(1006);
+    expect(late.received.map((f) => f.op)).toEqual(['welcome']);
+
+    peer.dropConnections(null);
+    const served = await RawDaemon.open(peer);
+    await served.hello();
+    await served.barrier();
+    expect(served.closeCode).toBeNull();
+    expect(peer.upgrades.map((u) => u.status)).toEqual([101, 101, 101]);
+  });
+
   it('sendRaw, sendOversized and close(code) reach the daemon as such', async () => {
     const peer = await startPeer();
     const daemon = await RawDaemon.open(peer, { maxPayload: DEFAULT_MAX_FRAME_BYTES });
