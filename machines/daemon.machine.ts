@@ -9,6 +9,8 @@
  * `work.started` / `work.settled`) to reach a safe point, bounded by the `drainTimeout` delay.
  */
 import { assign, enqueueActions, fromCallback, fromPromise, sendTo, setup } from 'xstate';
+import type { ErrorCode } from '../src/errors/catalogue.js';
+import { errorMessage } from '../src/errors/error-message.js';
 import type {
   ControlReply,
   GatewayLinkStatus,
@@ -137,7 +139,7 @@ export type RunCommandEvent = {
 /** What became of storing a new run (`persistRun` reports it back to the root). */
 export type RunStoredEvent =
   | { type: 'run.stored'; key: string; runId: string; plan: RunPlan }
-  | { type: 'run.storeFailed'; key: string; runId: string; error: { code: string; message: string } };
+  | { type: 'run.storeFailed'; key: string; runId: string; error: { code: ErrorCode; message: string } };
 
 export type DaemonEvent =
   | ControlRequestEvent
@@ -329,7 +331,7 @@ export const daemonMachine = setup({
 
     replyError: sendTo(
       'control',
-      ({ event }, params: { code: string; message: string }): ControlActorEvent => ({
+      ({ event }, params: { code: ErrorCode; message: string }): ControlActorEvent => ({
         type: 'control.reply',
         key: keyOf(event),
         reply: { error: { code: params.code, message: params.message } },
@@ -406,7 +408,10 @@ export const daemonMachine = setup({
             type: 'control.reply',
             key,
             reply: {
-              error: { code: 'RUN_FINISHED', message: `run ${runId} has already finished: ${state}` },
+              error: {
+                code: 'RUN_FINISHED' satisfies ErrorCode,
+                message: `run ${runId} has already finished: ${state}`,
+              },
             },
           } as ControlActorEvent);
           enqueue.assign(({ context: current }) => {
@@ -624,7 +629,7 @@ export const daemonMachine = setup({
               target: '#daemon.stopped',
               actions: {
                 type: 'recordFailure',
-                params: ({ event }) => ({ message: `recovery failed: ${describeError(event.error)}` }),
+                params: ({ event }) => ({ message: `recovery failed: ${errorMessage(event.error)}` }),
               },
             },
           },
@@ -781,8 +786,4 @@ export const daemonMachine = setup({
 function keyOf(event: DaemonEvent): string {
   if (event.type === 'run.command') return event.command.key;
   return (event as { key: string }).key;
-}
-
-function describeError(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -8,6 +8,7 @@
  * everything addresses them through the system, not through their parent.
  */
 import { enqueueActions, sendParent, setup } from 'xstate';
+import { errorMessage } from '../src/errors/error-message.js';
 import type { RestoredRun } from './daemon.machine.js';
 import { type RunReport, type RunStateReport, runMachine } from './run.machine.js';
 
@@ -70,7 +71,7 @@ export const runShardMachine = setup({
       actions: enqueueActions(({ enqueue, event }) => {
         if (!('error' in event)) return;
         const runId = event.type.slice(ERROR_PREFIX.length);
-        const message = event.error instanceof Error ? event.error.message : String(event.error);
+        const message = errorMessage(event.error);
         const code = (event.error as { code?: unknown } | null)?.code;
         enqueue({
           type: 'recordCrash',

@@ -13,6 +13,7 @@
  * Runs need a slot from the root to execute steps (`run.admit`): waiting runs hold none.
  */
 import { assign, enqueueActions, fromCallback, sendParent, sendTo, setup } from 'xstate';
+import type { ErrorCode } from '../src/errors/catalogue.js';
 import type { RunState, WireError } from '../src/protocol/control.js';
 import type { OutputChunk, StepOutcome } from '../src/protocol/steps.js';
 
@@ -181,7 +182,7 @@ function notWaitingFor(context: RunContext, event: RunEvent, where: string): Com
     key: (event as RunCommand).key,
     reply: {
       error: {
-        code: 'RUN_NOT_WAITING',
+        code: 'RUN_NOT_WAITING' satisfies ErrorCode,
         message: `run ${context.runId} ${where}: it is not waiting for ${wanted}${named}`,
       },
     },

@@ -7,6 +7,7 @@ import { Command } from '@oclif/core/command';
 import * as Flags from '@oclif/core/flags';
 import type { Input, ParserOutput } from '@oclif/core/interfaces';
 import { CharterError, isCharterError } from '../errors/charter-error.js';
+import { errorMessage } from '../errors/error-message.js';
 
 export abstract class DaemonCommand extends Command {
   static override baseFlags = {
@@ -68,7 +69,7 @@ export function parseErrorLine(error: unknown): string {
     const names = (args as { name: string }[]).map((arg) => arg.name.toUpperCase());
     return `missing argument${names.length === 1 ? '' : 's'} ${names.join(', ')}`;
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   const firstParagraph = message
     // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour codes are what is removed
     .replace(/\u001b\[[0-9;]*m/g, '')

@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { fromCallback } from 'xstate';
 import type { ControlActorEvent } from '../../machines/daemon.machine.js';
 import { ControlServer, type ControlServerLogger } from '../control/server.js';
+import { errorMessage } from '../errors/error-message.js';
 import type { Intake } from './intake.js';
 import { type FileIdentity, fileIdentity, removeIfSame } from './state-watch.js';
 
@@ -56,7 +57,7 @@ export function controlServerLogic(deps: ControlActorDeps) {
       })
       .then(
         () => sendBack({ type: 'control.listening' }),
-        (error: unknown) => sendBack({ type: 'control.failed', message: (error as Error).message }),
+        (error: unknown) => sendBack({ type: 'control.failed', message: errorMessage(error) }),
       );
     receive((event) => {
       if (event.type === 'control.reply') {

@@ -6,8 +6,9 @@
  */
 import type { DaemonEvent } from '../../machines/daemon.machine.js';
 import type { ControlCall } from '../control/server.js';
-import { errorCatalogue, isErrorCode } from '../errors/catalogue.js';
+import { type ErrorCode, errorCatalogue, isErrorCode } from '../errors/catalogue.js';
 import { CharterError, isCharterError } from '../errors/charter-error.js';
+import { errorMessage } from '../errors/error-message.js';
 import type { ControlReply, LogFileStatus, StatusResult } from '../protocol/control.js';
 import { type CommandFrame, commandArgs } from '../protocol/gateway.js';
 import { type ControlParams, methodParams } from '../protocol/methods.js';
@@ -75,7 +76,7 @@ export function createIntake(deps: IntakeDeps): Intake {
   const fail = (io: CallIo, error: unknown) => {
     const wire = isCharterError(error)
       ? error.toWire()
-      : new CharterError('INTERNAL', error instanceof Error ? error.message : String(error)).toWire();
+      : new CharterError('INTERNAL', errorMessage(error)).toWire();
     io.reply({ error: wire });
   };
 
@@ -367,7 +368,7 @@ export function createIntake(deps: IntakeDeps): Intake {
 function gatewayCall(
   command: CommandFrame,
   key: string,
-): ControlCall | { error: { code: string; message: string } } {
+): ControlCall | { error: { code: ErrorCode; message: string } } {
   const argsSchema = commandArgs[command.kind];
   const args = argsSchema.safeParse(command.args);
   if (!args.success) {

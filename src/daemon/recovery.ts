@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { FinishedCounts, RestoredRun } from '../../machines/daemon.machine.js';
+import { errorMessage } from '../errors/error-message.js';
 import type { RunRecord } from '../store/run-store.js';
 import type { Store } from '../store/store.js';
 import type { WorkflowCatalog } from '../workflow/catalog.js';
@@ -45,7 +46,7 @@ export async function recoverRuns(
     } catch (error) {
       // Processes of a run whose workflow vanished must still not outlive the daemon that ran them.
       await killRunProcesses(record.runId, killGraceMs);
-      const reason = `workflow_unavailable: ${(error as Error).message}`;
+      const reason = `workflow_unavailable: ${errorMessage(error)}`;
       store.runs.record(record.runId, { state: 'failed', reason, finishedAt: now(), waiting: null }, [
         { type: 'run.failed', data: { reason, recovered: true } },
       ]);

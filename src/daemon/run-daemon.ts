@@ -11,6 +11,7 @@ import { type DaemonEvent, daemonMachine, type RecoveryReport } from '../../mach
 import { gatewayLinkMachine } from '../../machines/gateway-link.machine.js';
 import { runShardMachine } from '../../machines/run-shard.machine.js';
 import { isCharterError } from '../errors/charter-error.js';
+import { errorMessage } from '../errors/error-message.js';
 import { gatewayTokenSource } from '../gateway/token.js';
 import { transportLogic } from '../gateway/transport.js';
 import { createDaemonLogger, type DaemonLogger } from '../logging/logger.js';
@@ -361,5 +362,5 @@ async function startInspector(port: number, logger: Logger): Promise<InspectorHa
 
 function describe(error: unknown): string {
   if (isCharterError(error)) return `${error.message} (${error.code}). ${error.hint}`;
-  return error instanceof Error ? error.message : String(error);
+  return errorMessage(error);
 }

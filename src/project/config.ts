@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { CharterError } from '../errors/charter-error.js';
+import { errorMessage } from '../errors/error-message.js';
 import { LOG_LEVELS, type LogLevel } from '../logging/levels.js';
 import { GatewayUrlSchema } from './gateway-url.js';
 
@@ -45,13 +46,13 @@ export function loadProjectConfig(projectRoot: string): ProjectConfig {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new CharterError('NOT_A_PROJECT', `cannot read ${path}: ${(error as Error).message}`);
+    throw new CharterError('NOT_A_PROJECT', `cannot read ${path}: ${errorMessage(error)}`);
   }
   let raw: unknown;
   try {
     raw = parse(text) ?? {};
   } catch (error) {
-    throw new CharterError('INVALID_CONFIG', `${path} is not valid YAML: ${(error as Error).message}`);
+    throw new CharterError('INVALID_CONFIG', `${path} is not valid YAML: ${errorMessage(error)}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new CharterError('INVALID_CONFIG', `${path} must be a YAML mapping`);

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { CharterError, isCharterError } from '../errors/charter-error.js';
+import { errorMessage } from '../errors/error-message.js';
 import { GatewayStore } from './gateway-store.js';
 import type { JournalEntry, NewJournalEntry, ReadJournalOptions } from './journal-entry.js';
 import { latestSchemaVersion, migrations } from './migrations.js';
@@ -131,7 +132,7 @@ export class Store {
     } catch (error) {
       db?.close();
       if (isCharterError(error)) throw error;
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = errorMessage(error);
       throw new CharterError('STORE_FAILED', `cannot open store at ${path}: ${reason}`, { cause: error });
     }
   }

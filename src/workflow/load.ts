@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CharterError } from '../errors/charter-error.js';
+import { errorMessage } from '../errors/error-message.js';
 import {
   capProblems,
   MAX_FIELD_NAME_CHARS,
@@ -160,7 +161,7 @@ function readWorkflowFile(
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' && code !== 'ENOTDIR') {
-      throw new CharterError('INVALID_WORKFLOW', `cannot read ${path}: ${(error as Error).message}`, {
+      throw new CharterError('INVALID_WORKFLOW', `cannot read ${path}: ${errorMessage(error)}`, {
         cause: error,
       });
     }
@@ -554,7 +555,7 @@ function validateFile<Schema extends z.ZodType>(
     raw = document.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS });
   } catch (error) {
     // yaml throws (a ReferenceError) when aliases expand past the count: a "billion laughs".
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     problems.push(
       /alias/i.test(message)
         ? `${file}: not valid YAML: its aliases (*name) expand more than ${MAX_ALIAS_EXPANSIONS} times; write the values out instead`

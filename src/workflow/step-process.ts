@@ -16,6 +16,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
+import { errorMessage } from '../errors/error-message.js';
 import type { OutputChunk, StepOutcome } from '../protocol/steps.js';
 import { processGroupAlive } from './orphans.js';
 
@@ -310,7 +311,7 @@ class StepSupervisor implements StepProcess {
 }
 
 function spawnErrorMessage(error: unknown, cwd: string): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   let cwdIsDirectory = false;
   try {
     cwdIsDirectory = statSync(cwd).isDirectory();
