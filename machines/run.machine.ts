@@ -13,270 +13,40 @@
  * Runs need a slot from the root to execute steps (`run.admit`): waiting runs hold none.
  */
 import { assign, enqueueActions, fromCallback, sendParent, sendTo, setup } from 'xstate';
-import type { ErrorCode } from '../src/errors/catalogue.js';
-import type { RunState, WireError } from '../src/protocol/control.js';
-import type { OutputChunk, StepOutcome } from '../src/protocol/steps.js';
+import type { RunState } from '../src/protocol/control.js';
+import {
+  applied,
+  cancelledWhilePaused,
+  cancelledWhileRunning,
+  currentStep,
+  describeFailure,
+  gateApproved,
+  gateDenied,
+  inputSubmitted,
+  notWaitingFor,
+  outputOfStep,
+  runCancelling,
+  runStarted,
+  runSucceeded,
+  runWaiting,
+  stepFailed,
+  stepStarted,
+  stepSucceeded,
+  waitsAt,
+} from './run-checkpoints.js';
+import type {
+  Checkpoint,
+  CommandAnswer,
+  OutputChunk,
+  RunContext,
+  RunEvent,
+  RunInput,
+  RunReport,
+  StepRunnerEvent,
+  StepRunnerInput,
+} from './run-types.js';
 
-/** The part of a workflow step the machine decides on (a workflow `Step` satisfies it). */
-export interface PlannedStep {
-  readonly id: string;
-  readonly kind: 'run' | 'gate' | 'input';
-  readonly retryOnRestart?: boolean;
-}
-
-/** The part of a workflow the machine needs; the shared, frozen definition satisfies it. */
-export interface RunPlan {
-  readonly id: string;
-  readonly steps: readonly PlannedStep[];
-}
-
-export type { OutputChunk, StepOutcome };
-
-/** Where a (restored) run starts. */
-export type RunResume = 'queued' | 'waiting';
-
-export interface RunInput {
-  readonly runId: string;
-  readonly plan: RunPlan;
-  readonly stepIndex: number;
-  readonly attempt: number;
-  readonly resume: RunResume;
-}
-
-export interface RunContext {
-  readonly runId: string;
-  readonly plan: RunPlan;
-  stepIndex: number;
-  /** Attempt of the current step (a `retry_on_restart` step re-runs with attempt + 1). */
-  attempt: number;
-  reason: string | null;
-  /** Who cancelled the run and why (recorded once the step's processes are gone). */
-  cancel: { reason: string; by: string | null } | null;
-  /** Where the run started (new and restored queued runs: queued; restored paused runs: waiting). */
-  readonly resume: RunResume;
-  /** Whether `run.started` was recorded (the first admission to a slot). */
-  started: boolean;
-}
-
-/** The answer to a command (a gate decision, answers, a cancel), for the caller that sent it. */
-export type CommandReply =
-  | { readonly result: { readonly run_id: string; readonly state: RunState } }
-  | { readonly error: WireError };
-
-/** A command's answer, addressed by the key of the call (socket) or command (gateway) it answers. */
-export interface CommandAnswer {
-  readonly key: string;
-  readonly reply: CommandReply;
-}
-
-/** One durable transition: the run's new state and the event that records it. */
-export interface Checkpoint {
-  /**
-   * The command this transition applies, answered in the same transaction (a gateway command's
-   * result is journaled with its effect) and only then to its caller: nothing is ever reported
-   * applied that a crash could undo.
-   */
-  readonly answer?: CommandAnswer;
-  readonly event: { readonly type: string; readonly data: Record<string, unknown> };
-  /** A second event recorded in the same transaction (a step that fails and fails its run). */
-  readonly followedBy?: { readonly type: string; readonly data: Record<string, unknown> };
-  readonly run?: {
-    readonly state?: RunState;
-    readonly reason?: string | null;
-    readonly stepIndex?: number;
-    readonly attempt?: number;
-    /** The waiting step (its kind and prompt come from the definition), or null when not waiting. */
-    readonly waitingAt?: number | null;
-    /** Answers of an input step, to store under its step id. */
-    readonly answers?: { readonly stepId: string; readonly values: Record<string, unknown> };
-    readonly finished?: boolean;
-  };
-  readonly step?: {
-    readonly idx: number;
-    readonly state: 'running' | 'waiting' | 'succeeded' | 'failed' | 'cancelled';
-    readonly attempt?: number;
-    readonly exitCode?: number | null;
-    readonly reason?: string | null;
-    readonly started?: boolean;
-    readonly finished?: boolean;
-  };
-}
-
-/**
- * Commands carry the key their answer goes back under and, for a gate decision or answers, the
- * step they were checked against: a run that has moved on since answers RUN_NOT_WAITING instead
- * of applying them to another step.
- */
-export type RunCommand =
-  | { type: 'run.cancel'; key: string; reason: string; by?: string }
-  | {
-      type: 'gate.decide';
-      key: string;
-      stepId: string | null;
-      decision: 'approve' | 'deny';
-      by?: string;
-      comment?: string;
-    }
-  | {
-      type: 'input.submit';
-      key: string;
-      stepId: string | null;
-      answers: Record<string, unknown>;
-      by?: string;
-    };
-
-export type RunEvent =
-  | { type: 'run.admit' }
-  | RunCommand
-  | { type: 'step.output'; chunk: OutputChunk }
-  | { type: 'step.exited'; outcome: StepOutcome };
-
-/** What the root hears from a run: its state changes, and its answers to commands. */
-export type RunReport =
-  | {
-      type: 'run.state';
-      runId: string;
-      state: RunState;
-      /** The step the run waits at, when waiting. */
-      waitingFor: { kind: 'gate' | 'input'; stepId: string } | null;
-    }
-  | ({ type: 'run.answer'; runId: string } & CommandAnswer);
-
-export type RunStateReport = Extract<RunReport, { type: 'run.state' }>;
-
-export interface StepRunnerInput {
-  readonly runId: string;
-  readonly stepIndex: number;
-  readonly attempt: number;
-}
-
-export type StepRunnerEvent = { type: 'step.cancel'; reason: string };
-
-const currentStep = (context: RunContext): PlannedStep | undefined => context.plan.steps[context.stepIndex];
-
-function describeFailure(outcome: StepOutcome): string {
-  switch (outcome.kind) {
-    case 'exited':
-      return `step_failed: exit code ${outcome.exitCode}`;
-    case 'signalled':
-      return `step_failed: killed by ${outcome.signal}`;
-    case 'timed_out':
-      return `timeout: the step ran longer than ${outcome.timeoutMs} ms`;
-    case 'spawn_failed':
-      return `step_failed: ${outcome.message}`;
-    case 'cancelled':
-      return `cancelled: ${outcome.reason}`;
-  }
-}
-
-/** A command's successful answer: the state the run has reached by taking it. */
-function applied(context: RunContext, event: RunEvent, state: RunState): CommandAnswer {
-  return { key: (event as RunCommand).key, reply: { result: { run_id: context.runId, state } } };
-}
-
-/** Why a gate decision or answers cannot be taken in the run's present state. */
-function notWaitingFor(context: RunContext, event: RunEvent, where: string): CommandAnswer {
-  const wanted = event.type === 'gate.decide' ? 'a gate decision' : 'answers';
-  const named = 'stepId' in event && event.stepId !== null ? ` at step "${event.stepId}"` : '';
-  return {
-    key: (event as RunCommand).key,
-    reply: {
-      error: {
-        code: 'RUN_NOT_WAITING' satisfies ErrorCode,
-        message: `run ${context.runId} ${where}: it is not waiting for ${wanted}${named}`,
-      },
-    },
-  };
-}
-
-function cancelledWhileRunning({ context }: { context: RunContext }): Checkpoint {
-  return {
-    event: {
-      type: 'run.cancelled',
-      data: {
-        reason: context.cancel?.reason ?? null,
-        by: context.cancel?.by ?? null,
-        step_id: currentStep(context)?.id,
-        while: 'running',
-      },
-    },
-    run: { state: 'cancelled', reason: context.reason, finished: true },
-    step: { idx: context.stepIndex, state: 'cancelled', finished: true, reason: context.reason },
-  };
-}
-
-/** A cancel while no process runs (queued or waiting): nothing to wait for, one checkpoint. */
-function cancelledWhilePaused(where: 'queued' | 'waiting') {
-  return ({ context, event }: { context: RunContext; event: RunEvent }): Checkpoint => {
-    const cancel = event.type === 'run.cancel' ? event : { reason: 'cancelled', by: undefined };
-    return {
-      ...(event.type === 'run.cancel' ? { answer: applied(context, event, 'cancelled') } : {}),
-      event: { type: 'run.cancelled', data: { reason: cancel.reason, by: cancel.by ?? null, while: where } },
-      run: { state: 'cancelled', reason: `cancelled: ${cancel.reason}`, finished: true, waitingAt: null },
-      // A waiting run stands at its gate or input step, which ends with it.
-      ...(where === 'waiting'
-        ? { step: { idx: context.stepIndex, state: 'cancelled', finished: true } }
-        : {}),
-    };
-  };
-}
-
-const waitsAt = (context: RunContext): string => {
-  const step = currentStep(context);
-  return `waits at ${step?.kind ?? 'a'} step "${step?.id ?? '?'}"`;
-};
-
-/** The `gate.decided` event of a decision on the current step. */
-function gateDecided(context: RunContext, event: RunEvent): Checkpoint['event'] {
-  const decide = event as Extract<RunEvent, { type: 'gate.decide' }>;
-  return {
-    type: 'gate.decided',
-    data: {
-      step_id: currentStep(context)?.id,
-      decision: decide.decision,
-      by: decide.by ?? null,
-      comment: decide.comment ?? null,
-    },
-  };
-}
-
-function gateApproved({ context, event }: { context: RunContext; event: RunEvent }): Checkpoint {
-  return {
-    answer: applied(context, event, 'queued'),
-    event: gateDecided(context, event),
-    run: { state: 'queued', stepIndex: context.stepIndex + 1, waitingAt: null },
-    step: { idx: context.stepIndex, state: 'succeeded', finished: true, reason: 'approved' },
-  };
-}
-
-function gateDenied({ context, event }: { context: RunContext; event: RunEvent }): Checkpoint {
-  return {
-    answer: applied(context, event, 'failed'),
-    event: gateDecided(context, event),
-    step: { idx: context.stepIndex, state: 'failed', finished: true, reason: 'denied' },
-    followedBy: { type: 'run.failed', data: { reason: 'gate_denied', step_id: currentStep(context)?.id } },
-    run: { state: 'failed', reason: 'gate_denied', finished: true, waitingAt: null },
-  };
-}
-
-function inputSubmitted({ context, event }: { context: RunContext; event: RunEvent }): Checkpoint {
-  const submit = event as Extract<RunEvent, { type: 'input.submit' }>;
-  const stepId = currentStep(context)?.id ?? '';
-  return {
-    answer: applied(context, event, 'queued'),
-    event: {
-      type: 'input.submitted',
-      data: { step_id: stepId, answers: submit.answers, by: submit.by ?? null },
-    },
-    run: {
-      state: 'queued',
-      stepIndex: context.stepIndex + 1,
-      waitingAt: null,
-      answers: { stepId, values: submit.answers },
-    },
-    step: { idx: context.stepIndex, state: 'succeeded', finished: true },
-  };
-}
+export type * from './run-types.js';
 
 export const runMachine = setup({
   types: {
@@ -396,18 +166,7 @@ export const runMachine = setup({
           {
             guard: 'neverStarted',
             target: 'running',
-            actions: [
-              assign({ started: true }),
-              {
-                type: 'checkpoint',
-                params: ({ context }) => ({
-                  event: {
-                    type: 'run.started',
-                    data: { workflow_id: context.plan.id, steps: context.plan.steps.length },
-                  },
-                }),
-              },
-            ],
+            actions: [assign({ started: true }), { type: 'checkpoint', params: runStarted }],
           },
           { target: 'running' },
         ],
@@ -431,85 +190,25 @@ export const runMachine = setup({
             {
               guard: 'allStepsDone',
               target: '#run.succeeded',
-              actions: {
-                type: 'checkpoint',
-                params: ({ context }) => ({
-                  event: { type: 'run.succeeded', data: { steps: context.plan.steps.length } },
-                  run: { state: 'succeeded', reason: null, finished: true, waitingAt: null },
-                }),
-              },
+              actions: { type: 'checkpoint', params: runSucceeded },
             },
             { guard: 'nextIsRun', target: 'executing' },
             {
               target: '#run.waiting',
-              actions: {
-                type: 'checkpoint',
-                params: ({ context }) => ({
-                  event: {
-                    type: 'run.waiting',
-                    data: { step_id: currentStep(context)?.id, kind: currentStep(context)?.kind },
-                  },
-                  run: { state: 'waiting', stepIndex: context.stepIndex, waitingAt: context.stepIndex },
-                  step: { idx: context.stepIndex, state: 'waiting', attempt: 1, started: true },
-                }),
-              },
+              actions: { type: 'checkpoint', params: runWaiting },
             },
           ],
         },
         executing: {
           description: 'A run step’s process is running in its own process group.',
-          entry: [
-            {
-              type: 'checkpoint',
-              params: ({ context }) => ({
-                event: {
-                  type: 'step.started',
-                  data: {
-                    step_id: currentStep(context)?.id,
-                    index: context.stepIndex,
-                    attempt: context.attempt,
-                  },
-                },
-                run: {
-                  state: 'running',
-                  stepIndex: context.stepIndex,
-                  attempt: context.attempt,
-                  waitingAt: null,
-                },
-                step: { idx: context.stepIndex, state: 'running', attempt: context.attempt, started: true },
-              }),
-            },
-            'startStep',
-          ],
+          entry: [{ type: 'checkpoint', params: stepStarted }, 'startStep'],
           on: {
-            'step.output': {
-              actions: {
-                type: 'recordOutput',
-                params: ({ context, event }) => ({
-                  stepId: currentStep(context)?.id ?? '',
-                  chunk: event.chunk,
-                }),
-              },
-            },
+            'step.output': { actions: { type: 'recordOutput', params: outputOfStep } },
             'step.exited': [
               {
                 guard: 'stepSucceeded',
                 target: 'choosing',
-                actions: [
-                  'stopStep',
-                  {
-                    type: 'checkpoint',
-                    params: ({ context }) => ({
-                      event: {
-                        type: 'step.finished',
-                        data: { step_id: currentStep(context)?.id, exit_code: 0, outcome: 'succeeded' },
-                      },
-                      run: { stepIndex: context.stepIndex + 1 },
-                      step: { idx: context.stepIndex, state: 'succeeded', exitCode: 0, finished: true },
-                    }),
-                  },
-                  'advance',
-                ],
+                actions: ['stopStep', { type: 'checkpoint', params: stepSucceeded }, 'advance'],
               },
               {
                 target: '#run.failed',
@@ -519,31 +218,7 @@ export const runMachine = setup({
                     type: 'setReason',
                     params: ({ event }) => ({ reason: describeFailure(event.outcome) }),
                   },
-                  {
-                    type: 'checkpoint',
-                    params: ({ context, event }) => ({
-                      event: {
-                        type: 'step.finished',
-                        data: {
-                          step_id: currentStep(context)?.id,
-                          exit_code: event.outcome.kind === 'exited' ? event.outcome.exitCode : null,
-                          outcome: event.outcome.kind,
-                        },
-                      },
-                      step: {
-                        idx: context.stepIndex,
-                        state: 'failed',
-                        exitCode: event.outcome.kind === 'exited' ? event.outcome.exitCode : null,
-                        reason: context.reason,
-                        finished: true,
-                      },
-                      followedBy: {
-                        type: 'run.failed',
-                        data: { reason: context.reason, step_id: currentStep(context)?.id },
-                      },
-                      run: { state: 'failed', reason: context.reason, finished: true },
-                    }),
-                  },
+                  { type: 'checkpoint', params: stepFailed },
                 ],
               },
             ],
@@ -552,17 +227,7 @@ export const runMachine = setup({
               actions: [
                 { type: 'setReason', params: ({ event }) => ({ reason: `cancelled: ${event.reason}` }) },
                 assign({ cancel: ({ event }) => ({ reason: event.reason, by: event.by ?? null }) }),
-                {
-                  type: 'checkpoint',
-                  params: ({ context, event }) => ({
-                    answer: applied(context, event, 'cancelling'),
-                    event: {
-                      type: 'run.cancelling',
-                      data: { reason: event.reason, by: event.by ?? null, step_id: currentStep(context)?.id },
-                    },
-                    run: { state: 'cancelling', reason: `cancelled: ${event.reason}` },
-                  }),
-                },
+                { type: 'checkpoint', params: runCancelling },
                 'cancelStep',
                 { type: 'answer', params: ({ context, event }) => applied(context, event, 'cancelling') },
               ],
@@ -637,12 +302,7 @@ export const runMachine = setup({
         'run.cancel': {
           actions: { type: 'answer', params: ({ context, event }) => applied(context, event, 'cancelling') },
         },
-        'step.output': {
-          actions: {
-            type: 'recordOutput',
-            params: ({ context, event }) => ({ stepId: currentStep(context)?.id ?? '', chunk: event.chunk }),
-          },
-        },
+        'step.output': { actions: { type: 'recordOutput', params: outputOfStep } },
         'step.exited': {
           target: 'cancelled',
           actions: ['stopStep', { type: 'checkpoint', params: cancelledWhileRunning }],
