@@ -14,6 +14,7 @@ import type { RunJson } from '../../commands/run.js';
 import type { StatusJson } from '../../commands/status.js';
 import type { RunDetail } from '../../src/protocol/runs.js';
 import { assertBuilt, daemonPids, destroyProject, parseJson, runCli, waitUntil } from '../support/cli.js';
+import { pollUntil, sleep } from '../support/wait.js';
 
 const mountPoint = mkdtempSync(join(tmpdir(), 'cdfull-'));
 const root = join(mountPoint, 'project');
@@ -68,7 +69,7 @@ describe('a full disk under a live daemon', () => {
     const [pid] = daemonPids(root);
     const gated = parseJson<RunJson>((await cli('run', 'gated', '--json')).stdout).run_id;
     const chatty = parseJson<RunJson>((await cli('run', 'chatty', '--json')).stdout).run_id;
-    await new Promise((r) => setTimeout(r, 300)); // some chatter is stored before the disk fills
+    await sleep(300); // some chatter is stored before the disk fills
 
     fillDisk();
     // A new run cannot be recorded: refused with DISK_FULL, the path and what to do.
@@ -91,14 +92,11 @@ describe('a full disk under a live daemon', () => {
     // Space comes back: the daemon notices on its own, with nothing lost.
     rmSync(filler);
     await waitUntil(() => daemonPids(root).length === 1, 1000, 'the daemon to be alive');
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const chattyRun = await show(chatty);
-      if (chattyRun.finished_at !== null) break;
-      if (Date.now() > deadline) throw new Error('the chatty run never finished');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const chattyRun = await show(chatty);
+    const chattyRun = await pollUntil(
+      () => show(chatty),
+      (run) => run.finished_at !== null,
+      { timeoutMs: 20_000, what: 'the chatty run to finish', everyMs: 200 },
+    );
     // Its output met the full disk: failed, with the reason stated (recorded once space returned).
     expect(chattyRun.state).toBe('failed');
     expect(chattyRun.reason).toMatch(/^disk_full: /);
@@ -107,11 +105,15 @@ describe('a full disk under a live daemon', () => {
     expect((await status()).store_fault ?? null).toBeNull();
     const approved = await cli('resume', gated, '--approve', '--json');
     expect(approved.code).toBe(0);
-    const deadline2 = Date.now() + 10_000;
-    while ((await show(gated)).state !== 'succeeded') {
-      if (Date.now() > deadline2) throw new Error('the gated run did not finish after approval');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await pollUntil(
+      () => show(gated),
+      (run) => run.state === 'succeeded',
+      {
+        timeoutMs: 10_000,
+        what: 'the gated run to finish after approval',
+        everyMs: 100,
+      },
+    );
     // Nothing stored before the fault was lost: the chatter from before the disk filled is there.
     const logs = await cli('logs', chatty, '--json');
     expect(logs.stdout).toContain('line 0 of chatter');

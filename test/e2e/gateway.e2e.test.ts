@@ -21,6 +21,7 @@ import {
   waitUntil,
 } from '../support/cli.js';
 import { GatewayPeer } from '../support/gateway-peer.js';
+import { pollUntil } from '../support/wait.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 beforeAll(() => assertBuilt());
@@ -57,23 +58,19 @@ async function status(root: string): Promise<Extract<StatusJson, { running: true
 }
 
 async function waitUntilState(root: string, state: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const current = await status(root);
-    if (current.gateway.state === state) return;
-    if (Date.now() > deadline) throw new Error(`link never ${state}: ${JSON.stringify(current.gateway)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await pollUntil(
+    async () => (await status(root)).gateway,
+    (gateway) => gateway.state === state,
+    { timeoutMs, what: `the link to be ${state}`, everyMs: 100 },
+  );
 }
 
 async function waitForBacklogZero(root: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const current = await status(root);
-    if (current.gateway.state === 'authed' && current.gateway.backlog === 0) return;
-    if (Date.now() > deadline) throw new Error(`backlog never drained: ${JSON.stringify(current.gateway)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await pollUntil(
+    async () => (await status(root)).gateway,
+    (gateway) => gateway.state === 'authed' && gateway.backlog === 0,
+    { timeoutMs, what: 'the backlog to drain', everyMs: 100 },
+  );
 }
 
 function expectExactlyOnceInOrder(peer: GatewayPeer): void {

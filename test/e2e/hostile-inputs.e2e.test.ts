@@ -16,6 +16,7 @@ import {
   repoRoot,
   runCli,
 } from '../support/cli.js';
+import { pollUntil } from '../support/wait.js';
 
 interface WireError {
   code: string;
@@ -217,12 +218,12 @@ describe('hostile input at the CLI and the daemon', () => {
 
 /** Polls `runs show` until the run waits at its gate (bounded). */
 async function waitForGate(runId: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const shown = await cli(['runs', 'show', runId, '--json']);
-    const run = parseJson<{ state: string; waiting: { kind: string } | null }>(shown.stdout);
-    if (run.state === 'waiting' && run.waiting?.kind === 'gate') return;
-    if (Date.now() > deadline) throw new Error(`run ${runId} never reached its gate: ${shown.stdout}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await pollUntil(
+    async () =>
+      parseJson<{ state: string; waiting: { kind: string } | null }>(
+        (await cli(['runs', 'show', runId, '--json'])).stdout,
+      ),
+    (run) => run.state === 'waiting' && run.waiting?.kind === 'gate',
+    { timeoutMs: 15_000, what: `run ${runId} to reach its gate`, everyMs: 50 },
+  );
 }

@@ -19,6 +19,7 @@ import {
   runCli,
   waitUntil,
 } from '../support/cli.js';
+import { pollUntil } from '../support/wait.js';
 
 const anything = z.unknown();
 const projects: string[] = [];
@@ -69,14 +70,11 @@ async function show(connection: ControlConnection, runId: string): Promise<RunDe
 }
 
 async function until(connection: () => ControlConnection, runId: string, check: (run: RunDetail) => boolean) {
-  let last: RunDetail | undefined;
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    last = await show(connection(), runId);
-    if (check(last)) return last;
-    if (Date.now() > deadline) throw new Error(`run ${runId} never got there; last: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return pollUntil(() => show(connection(), runId), check, {
+    timeoutMs: 15_000,
+    what: `run ${runId} to get there`,
+    everyMs: 50,
+  });
 }
 
 /** Processes (not zombies) whose environment names this run. */

@@ -22,6 +22,7 @@ import {
   waitUntil,
 } from '../support/cli.js';
 import { pidsWithEnv, runProcesses } from '../support/processes.js';
+import { pollUntil } from '../support/wait.js';
 
 const RUN_ID = /^r[0-9A-HJKMNP-TV-Z]{26}$/;
 
@@ -83,15 +84,7 @@ async function showUntil(
   what: string,
   timeoutMs = 10_000,
 ): Promise<RunDetail> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const run = await show(root, runId);
-    if (check(run)) return run;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(run)}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return pollUntil(() => show(root, runId), check, { timeoutMs, what, everyMs: 50 });
 }
 
 const waitingAt = (stepId: string) => (run: RunDetail) =>

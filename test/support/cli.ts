@@ -108,13 +108,7 @@ export function destroyProject(projectRoot: string): void {
   rmSync(projectRoot, { recursive: true, force: true });
 }
 
-export async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { waitUntil } from './wait.js';
 
 export function parseJson<T>(text: string): T {
   try {

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { assign, createActor, setup } from 'xstate';
 import { type InspectorRelay, redactSecrets, startInspectorRelay } from '../../src/daemon/inspector.js';
+import { waitUntil } from '../support/wait.js';
 
 const SECRET = 'tok-SECRET-123';
 const DEADLINE_MS = 5_000;
@@ -23,13 +24,7 @@ async function startRelay(): Promise<InspectorRelay> {
   return relay;
 }
 
-async function waitFor(predicate: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + DEADLINE_MS;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const waitFor = (predicate: () => boolean, what: string) => waitUntil(predicate, DEADLINE_MS, what);
 
 function httpGet(url: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {

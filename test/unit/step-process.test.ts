@@ -22,6 +22,7 @@ import {
   type StepProcessOptions,
   startStepProcess,
 } from '../../src/workflow/step-process.js';
+import { waitUntil } from '../support/wait.js';
 
 let tmp: string;
 
@@ -198,13 +199,8 @@ describe('startStepProcess', { timeout: 10_000 }, () => {
     return { step, chunks, done, text };
   }
 
-  async function waitFor(condition: () => boolean, limitMs = 5_000): Promise<void> {
-    const deadline = Date.now() + limitMs;
-    while (!condition()) {
-      if (Date.now() > deadline) throw new Error('condition not met in time');
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
+  const waitFor = (condition: () => boolean, limitMs = 5_000) =>
+    waitUntil(condition, limitMs, 'the condition');
 
   function expectGroupGone(pgid: number | undefined): void {
     expect(pgid).toBeTypeOf('number');
