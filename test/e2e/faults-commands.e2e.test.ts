@@ -10,17 +10,16 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, destroyProject, runCli } from '../support/cli.js';
 import {
   type CommandResult,
+  caughtUpStore,
   commandResults,
   faultProject,
   GATEWAY_TOKEN,
-  readStore,
   runLog,
   showRun,
   startDaemon,
   submitRun,
   untilRun,
   waitForDeath,
-  waitForGatewayCaughtUp,
   waitForRunEvent,
 } from '../support/fault-daemon.js';
 import { type CommandKind, GatewayPeer } from '../support/gateway-peer.js';
@@ -59,9 +58,10 @@ async function expectRestartAfterCrash(peer: GatewayPeer): Promise<void> {
  * answers to resends), in the journal and at the gateway, which holds every stored event once.
  */
 async function expectEveryCommandAnsweredOnce(root: string, peer: GatewayPeer): Promise<CommandResult[]> {
-  await waitForGatewayCaughtUp(root, peer);
-  const { inbox, journal } = readStore(root);
-  expect(peer.events.map((event) => event.seq)).toEqual(journal.map((event) => event.seq));
+  const { inbox, journal } = await caughtUpStore(root, peer);
+  expect(peer.events.slice(0, journal.length).map((event) => [event.seq, event.type])).toEqual(
+    journal.map((event) => [event.seq, event.type]),
+  );
   expect(peer.conflictingDuplicates()).toEqual([]);
   expect(inbox.filter((row) => row.status === 'pending')).toEqual([]);
   const atGateway = commandResults(peer.events);
@@ -258,13 +258,19 @@ describe('kill -9 after a duplicate is stored (command.stored, second pass)', ()
       args: { step_id: 'hold', decision: 'approve' },
     } as const;
     peer.sendCommand(decide);
-    await waitForRunEvent(peer, runId, 'gate.decided');
+    // Finished before the crash: a step killed with the daemon would fail the run (interrupted).
+    await waitForRunEvent(peer, runId, 'run.succeeded');
     peer.sendCommand(decide); // the same cmd_id under dseq 2: the second pass kills the daemon
     await waitForDeath(root);
     await startDaemon(root, { gateway: peer });
     await expectRestartAfterCrash(peer);
 
-    await untilRun(root, runId, (r) => r.state === 'succeeded', 'succeeded');
+    await peer.waitFor(
+      () => commandResults(peer.events).some((result) => result.status === 'duplicate'),
+      10_000,
+      'the duplicate result upstream',
+    );
+    expect(await showRun(root, runId)).toMatchObject({ state: 'succeeded' });
     const results = await expectEveryCommandAnsweredOnce(root, peer);
     expect(results.map(({ cmd_id, status }) => ({ cmd_id, status }))).toEqual([
       { cmd_id: 'cmd-twice', status: 'applied' },
@@ -285,6 +291,7 @@ describe('the CLI across kill -9 at command.applied', () => {
 
     const resumed = await runCli(['resume', runId, '--approve', '--json', '--project-path', root]);
     expect(resumed.code, resumed.stdout).not.toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ error: { code: 'DAEMON_NOT_ANSWERING' } });
     await waitForDeath(root);
     await startDaemon(root);
     // A CLI that would have been told "approved" finds it approved.

@@ -11,13 +11,13 @@ import { CloseCode } from '../../src/protocol/gateway.js';
 import { assertBuilt, daemonPids, destroyProject } from '../support/cli.js';
 import {
   type CommandResult,
+  caughtUpStore,
   commandResults,
   faultProject,
   GATEWAY_TOKEN,
   readStore,
   startDaemon,
   untilRun,
-  waitForGatewayCaughtUp,
 } from '../support/fault-daemon.js';
 import { GatewayPeer } from '../support/gateway-peer.js';
 
@@ -52,7 +52,7 @@ function frame(cmdId: string, rest: string): (dseq: number) => string {
 
 describe('poison commands', () => {
   it('are acknowledged and answered on the same connection; null is absent; a normal command then applies', async () => {
-    const peer = await GatewayPeer.start({ token: GATEWAY_TOKEN, hbMs: 500 });
+    const peer = await GatewayPeer.start({ token: GATEWAY_TOKEN, hbMs: 2000 });
     cleanups.push(() => peer.stop());
     const root = faultProject();
     cleanups.push(() => destroyProject(root));
@@ -108,7 +108,7 @@ describe('poison commands', () => {
       args: { step_id: 'hold', decision: 'approve' },
     });
     await untilRun(root, started.run_id ?? '', (run) => run.state === 'succeeded', 'succeeded');
-    await waitForGatewayCaughtUp(root, peer);
+    await caughtUpStore(root, peer);
     expect(commandResults(peer.events).find((r) => r.cmd_id === 'normal')).toMatchObject({
       status: 'applied',
     });
@@ -135,7 +135,7 @@ describe('poison commands', () => {
   });
 
   it('a command without a usable envelope (no dseq) is a protocol error (4002); the link comes back', async () => {
-    const peer = await GatewayPeer.start({ token: GATEWAY_TOKEN, hbMs: 500 });
+    const peer = await GatewayPeer.start({ token: GATEWAY_TOKEN, hbMs: 2000 });
     cleanups.push(() => peer.stop());
     const root = faultProject();
     cleanups.push(() => destroyProject(root));

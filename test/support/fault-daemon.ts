@@ -183,10 +183,25 @@ export function commandResults(events: readonly UpEvent[]): CommandResult[] {
     .map((event) => ({ seq: event.seq, ...(event.data as Omit<CommandResult, 'seq'>) }));
 }
 
-/** Resolves once the gateway holds every event the daemon has stored so far. */
-export async function waitForGatewayCaughtUp(root: string, peer: GatewayPeer, timeoutMs = 15_000) {
-  const lastSeq = readStore(root).journal.at(-1)?.seq ?? 0;
-  await peer.waitFor(() => peer.storedMax() >= lastSeq, timeoutMs, `every stored event (to seq ${lastSeq})`);
+/**
+ * Resolves, once the gateway holds every event the daemon has stored, with that view of the
+ * store (read again until the gateway holds all of it: the daemon may still be writing).
+ */
+export async function caughtUpStore(
+  root: string,
+  peer: GatewayPeer,
+  timeoutMs = 15_000,
+): Promise<ReturnType<typeof readStore>> {
+  let store = readStore(root);
+  await peer.waitFor(
+    () => {
+      store = readStore(root);
+      return peer.storedMax() >= (store.journal.at(-1)?.seq ?? 0);
+    },
+    timeoutMs,
+    'every stored event at the gateway',
+  );
+  return store;
 }
 
 /** Resolves once the gateway holds an event of `type` for `runId`. */
