@@ -16,8 +16,13 @@ import type { UpEvent } from './gateway.js';
 export const EVENTS_FRAME_OVERHEAD = Buffer.byteLength('{"op":"events","events":[]}');
 /** Room kept in a `step.output` event for everything but its text (seq, ids, time, keys). */
 export const OUTPUT_EVENT_RESERVE = 512;
-/** Output text per event at most, whatever the frame (as JSON, quotes included). */
-export const MAX_OUTPUT_TEXT_JSON_BYTES = 64 * 1024;
+/**
+ * Output text per event at most, whatever the frame (as JSON, quotes included): sized so that a
+ * `step.output` event fits a 64 KiB frame. Output stored before any gateway announced its
+ * `max_frame` (the daemon offline) is split by this budget; a gateway of 64 KiB or more then
+ * gets all of it whole, instead of every full-sized piece in the truncated form.
+ */
+export const MAX_OUTPUT_TEXT_JSON_BYTES = 64 * 1024 - EVENTS_FRAME_OVERHEAD - OUTPUT_EVENT_RESERVE;
 /** A field of a truncated event's data is kept when its JSON is at most this long. */
 const KEPT_FIELD_BYTES = 256;
 

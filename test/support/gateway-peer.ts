@@ -61,6 +61,8 @@ export interface FrameRecord {
   readonly dir: 'in' | 'out';
   /** The parsed JSON; the raw text when it was not JSON; `{ binary: n }` / `{ oversized: n }`. */
   readonly frame: unknown;
+  /** Its size on the wire, in bytes (what `max_frame` limits). */
+  readonly bytes: number;
   readonly at: number;
   readonly connId: string;
 }
@@ -115,6 +117,13 @@ interface Conn {
   tick: NodeJS.Timeout | null;
 }
 
+/** A command in the gateway's durable queue: its text as sent, and its frame unless raw. */
+interface QueuedCommand {
+  readonly dseq: number;
+  readonly text: string;
+  readonly frame: CommandFrame | null;
+}
+
 type EventCheck =
   | { ok: true; fresh: UpEvent[]; duplicates: number; conflicts: string[] }
   | { ok: false; code: number; why: string };
@@ -153,7 +162,7 @@ export class GatewayPeer {
   #stopping: Promise<void> | null = null;
 
   // durable state (survives restart)
-  readonly #commands: CommandFrame[] = [];
+  readonly #commands: QueuedCommand[] = [];
   readonly #epochs = new Map<string, number>();
   #daemonId: string | null = null;
   readonly #runSeqs = new Map<string, number>();
@@ -237,9 +246,9 @@ export class GatewayPeer {
     return [...this.#conflicts];
   }
 
-  /** Every command queued so far (dseq = index + 1). */
+  /** Every command queued so far with `sendCommand`, in dseq order (raw ones left out). */
   commands(): CommandFrame[] {
-    return [...this.#commands];
+    return this.#commands.flatMap((command) => (command.frame === null ? [] : [command.frame]));
   }
 
   /** The current (welcomed, open) connection's record, if any. */
@@ -272,10 +281,23 @@ export class GatewayPeer {
   /** Assigns the next dseq, queues the command and sends it now if a daemon is connected. */
   sendCommand(cmd: CommandInput): number {
     const frame = CommandFrameSchema.parse({ op: 'command', dseq: this.#commands.length + 1, ...cmd });
-    this.#commands.push(frame);
+    this.#commands.push({ dseq: frame.dseq, text: JSON.stringify(frame), frame });
     const conn = this.#current;
     if (conn !== null) this.#flushCommands(conn);
     return frame.dseq;
+  }
+
+  /**
+   * Queues a command frame written as is, under the next dseq, like any command (sent now if a
+   * daemon is connected, resent after every hello until acknowledged): for contents the schema
+   * would refuse, such as an unknown kind or args nested 10,000 deep. `text` gets the dseq.
+   */
+  sendRawCommand(text: (dseq: number) => string): number {
+    const dseq = this.#commands.length + 1;
+    this.#commands.push({ dseq, text: text(dseq), frame: null });
+    const conn = this.#current;
+    if (conn !== null) this.#flushCommands(conn);
+    return dseq;
   }
 
   // ---- faults --------------------------------------------------------------------------------
@@ -350,7 +372,7 @@ export class GatewayPeer {
   /** Sends `text` as is to the current connection (even as a zombie). */
   sendRaw(text: string): void {
     const conn = this.#target('sendRaw');
-    this.#record('out', conn, parseOrRaw(text));
+    this.#record('out', conn, parseOrRaw(text), Buffer.byteLength(text));
     conn.ws.send(text, noop);
   }
 
@@ -359,7 +381,7 @@ export class GatewayPeer {
     const conn = this.#target('sendOversized');
     const head = `{"op":"ping","t":${Date.now()},"pad":"`;
     const text = `${head}${'x'.repeat(Math.max(0, bytes - head.length - 2))}"}`;
-    this.#record('out', conn, { oversized: Buffer.byteLength(text) });
+    this.#record('out', conn, { oversized: Buffer.byteLength(text) }, Buffer.byteLength(text));
     conn.ws.send(text, noop);
   }
 
@@ -562,7 +584,7 @@ export class GatewayPeer {
     conn.lastInbound = Date.now();
     if (conn.closing) return;
     if (isBinary) {
-      this.#record('in', conn, { binary: rawLength(data) });
+      this.#record('in', conn, { binary: rawLength(data) }, rawLength(data));
       this.#protocolError(conn, CloseCode.invalidFrame, 'binary message (charter.v1 is text JSON only)');
       return;
     }
@@ -571,11 +593,11 @@ export class GatewayPeer {
     try {
       json = JSON.parse(text);
     } catch (error) {
-      this.#record('in', conn, text);
+      this.#record('in', conn, text, rawLength(data));
       this.#protocolError(conn, CloseCode.invalidFrame, `not JSON: ${(error as Error).message}`);
       return;
     }
-    this.#record('in', conn, json);
+    this.#record('in', conn, json, rawLength(data));
     const parsed = UpFrameSchema.safeParse(json);
     if (!parsed.success) {
       const op = isRecord(json) && typeof json.op === 'string' ? json.op : '?';
@@ -818,7 +840,10 @@ export class GatewayPeer {
     if (!conn.welcomed || conn.closing) return;
     while (conn.sentDseq < this.#commands.length) {
       const command = this.#commands[conn.sentDseq];
-      if (command === undefined || !this.#send(conn, command)) return;
+      if (command === undefined) return;
+      const sent =
+        command.frame === null ? this.#sendText(conn, command.text) : this.#send(conn, command.frame);
+      if (!sent) return;
       conn.sentDseq = command.dseq;
     }
   }
@@ -830,8 +855,17 @@ export class GatewayPeer {
   #send(conn: Conn, frame: DownFrame, force = false, written: () => void = noop): boolean {
     if ((this.#zombie && !force) || conn.ws.readyState !== WebSocket.OPEN) return false;
     DownFrameSchema.parse(frame); // the gateway itself must speak charter.v1
-    this.#record('out', conn, frame);
-    conn.ws.send(JSON.stringify(frame), written);
+    const text = JSON.stringify(frame);
+    this.#record('out', conn, frame, Buffer.byteLength(text));
+    conn.ws.send(text, written);
+    return true;
+  }
+
+  /** Sends a queued raw command as is, unless the gateway is a zombie; false when nothing was sent. */
+  #sendText(conn: Conn, text: string): boolean {
+    if (this.#zombie || conn.ws.readyState !== WebSocket.OPEN) return false;
+    this.#record('out', conn, parseOrRaw(text), Buffer.byteLength(text));
+    conn.ws.send(text, noop);
     return true;
   }
 
@@ -879,8 +913,8 @@ export class GatewayPeer {
     return target;
   }
 
-  #record(dir: 'in' | 'out', conn: Conn, frame: unknown): void {
-    const record: FrameRecord = { dir, frame, at: Date.now(), connId: conn.record.connId };
+  #record(dir: 'in' | 'out', conn: Conn, frame: unknown, bytes: number): void {
+    const record: FrameRecord = { dir, frame, bytes, at: Date.now(), connId: conn.record.connId };
     this.frames.push(record);
     if (this.frames.length > MAX_FRAME_RECORDS) this.frames.splice(0, this.frames.length - MAX_FRAME_RECORDS);
     this.#onFrame?.(record);

@@ -500,6 +500,36 @@ describe('GatewayPeer: commands', () => {
     expect(peer.commandAcks).toEqual([1, 2, 2]);
   });
 
+  it('sendRawCommand queues a frame as written under the next dseq, resent like any command', async () => {
+    const peer = await startPeer();
+    peer.sendCommand({ cmd_id: 'c-1', kind: 'run.start', args: { workflow_id: 'w' } });
+    const raw = (dseq: number) =>
+      `{"op":"command","dseq":${dseq},"cmd_id":"c-2","kind":"run.teleport","args":[1]}`;
+    expect(peer.sendRawCommand(raw)).toBe(2);
+    expect(peer.sendCommand({ cmd_id: 'c-3', kind: 'run.cancel', run_id: 'r-1', args: {} })).toBe(3);
+    // Raw commands are left out of commands(); the dseq they took is not reused.
+    expect(peer.commands().map((c) => c.dseq)).toEqual([1, 3]);
+
+    const first = await RawDaemon.open(peer);
+    await first.hello({ down_applied: 1 });
+    await first.barrier();
+    expect(first.all('command')).toEqual([
+      { op: 'command', dseq: 2, cmd_id: 'c-2', kind: 'run.teleport', args: [1] },
+      expect.objectContaining({ dseq: 3, cmd_id: 'c-3' }),
+    ]);
+    first.ws.close(1000);
+    await first.closed();
+
+    const second = await RawDaemon.open(peer);
+    await second.hello({ down_applied: 1 });
+    await second.barrier();
+    expect(second.all('command').map((c) => c.dseq)).toEqual([2, 3]);
+    expect(peer.protocolErrors).toEqual([]);
+    // Every frame is recorded with its size on the wire.
+    const sent = peer.frames.find((f) => f.dir === 'out' && (f.frame as { dseq?: number }).dseq === 2);
+    expect(sent?.bytes).toBe(Buffer.byteLength(raw(2)));
+  });
+
   it('rejects a cack beyond what was sent (4006)', async () => {
     const peer = await startPeer();
     peer.sendCommand({
