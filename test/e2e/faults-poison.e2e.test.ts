@@ -70,7 +70,7 @@ describe('poison commands', () => {
       ['unknown-kind', '"kind":"run.teleport","args":{"workflow_id":"hold"}', /kind/],
       [
         'oversized',
-        `"kind":"run.start","args":${JSON.stringify({ workflow_id: 'blob', inputs: { blob: 'x'.repeat(70 * 1024) } })}`,
+        `"kind":"run.start","args":${JSON.stringify({ workflow_id: 'blob', inputs: { blob: 'x'.repeat(100 * 1024) } })}`,
         /bytes of JSON/,
       ],
       ['args-array', '"kind":"run.start","args":["hold"]', /args must be an object/],
