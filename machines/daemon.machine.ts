@@ -19,7 +19,7 @@ import type {
   StatusResult,
   StopParams,
 } from '../src/protocol/control.js';
-import { emptyRunCounts } from '../src/protocol/run-counts.js';
+import { emptyRunCounts, isFinalRunState } from '../src/protocol/run-counts.js';
 import { gatewayLinkMachine, type LinkReport } from './gateway-link.machine.js';
 import type { RunCommand, RunPlan, RunReport, RunResume, RunStateReport } from './run.machine.js';
 import { RUN_SHARDS, runShardMachine, shardOf } from './run-shard.machine.js';
@@ -401,7 +401,7 @@ export const daemonMachine = setup({
       const { runId, state } = event;
       const previous = context.runs[runId];
       if (previous === undefined) return;
-      if (state === 'succeeded' || state === 'failed' || state === 'cancelled') {
+      if (isFinalRunState(state)) {
         for (const [key, commandRun] of Object.entries(context.commandsInFlight)) {
           if (commandRun !== runId) continue;
           enqueue.sendTo('control', {

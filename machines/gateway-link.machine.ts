@@ -21,6 +21,7 @@
  * healthy session gets the fast retries again.
  */
 import { assign, fromCallback, sendParent, sendTo, setup } from 'xstate';
+import { CloseCode, HANDSHAKE_TIMEOUT_MS } from '../src/protocol/gateway-constants.js';
 
 export interface LinkInput {
   /** null: no gateway configured (offline). */
@@ -109,12 +110,6 @@ export function backoffCeiling(attempt: number, opened = false): number {
   return Math.min(cap, FAST_CEILING_MS * 2 ** (attempt - FAST_RETRIES + 1));
 }
 
-const CLOSE_REVOKED = 4004;
-const CLOSE_SUPERSEDED = 4005;
-const CLOSE_CURSOR_INVALID = 4006;
-const CLOSE_UNSUPPORTED = 4012;
-const CLOSE_DRAINING = 4013;
-
 export const gatewayLinkMachine = setup({
   types: {
     context: {} as LinkContext,
@@ -168,19 +163,19 @@ export const gatewayLinkMachine = setup({
     configured: ({ context }) => context.url !== null,
     credentialsRefused: ({ event }) =>
       event.type === 'link.refused' && (event.status === 401 || event.status === 403),
-    revoked: ({ event }) => event.type === 'link.closed' && event.code === CLOSE_REVOKED,
-    superseded: ({ event }) => event.type === 'link.closed' && event.code === CLOSE_SUPERSEDED,
-    gatewayDraining: ({ event }) => event.type === 'link.closed' && event.code === CLOSE_DRAINING,
+    revoked: ({ event }) => event.type === 'link.closed' && event.code === CloseCode.credentialsRevoked,
+    superseded: ({ event }) => event.type === 'link.closed' && event.code === CloseCode.superseded,
+    gatewayDraining: ({ event }) => event.type === 'link.closed' && event.code === CloseCode.draining,
     hopeless: ({ event }) =>
       event.type === 'link.closed' &&
-      (event.code === CLOSE_CURSOR_INVALID || event.code === CLOSE_UNSUPPORTED),
+      (event.code === CloseCode.cursorInvalid || event.code === CloseCode.unsupportedProtocol),
   },
   delays: {
     backoffDelay: ({ context }) => context.nextDelayMs,
     heartbeatInterval: ({ context }) => context.hbMs,
     heartbeatTimeout: ({ context }) => 2 * context.hbMs,
     healthyProof: HEALTHY_PROOF_MS,
-    handshakeTimeout: 10_000,
+    handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
   },
 }).createMachine({
   id: 'gateway',
@@ -270,7 +265,7 @@ export const gatewayLinkMachine = setup({
               type: 'noteError',
               params: ({ event }) => ({
                 message:
-                  event.code === CLOSE_CURSOR_INVALID
+                  event.code === CloseCode.cursorInvalid
                     ? `the gateway's cursor is ahead of this daemon's store (4006): ${event.reason}`
                     : `the gateway does not speak this protocol (4012): ${event.reason}`,
               }),

@@ -9,6 +9,7 @@
  */
 import { enqueueActions, sendParent, setup } from 'xstate';
 import { errorMessage } from '../src/errors/error-message.js';
+import { isFinalRunState } from '../src/protocol/run-counts.js';
 import type { RestoredRun } from './daemon.machine.js';
 import { type RunReport, type RunStateReport, runMachine } from './run.machine.js';
 
@@ -38,9 +39,6 @@ export function shardOf(runId: string, shards: number = RUN_SHARDS): number {
   }
   return (hash >>> 0) % shards;
 }
-
-const isFinal = (state: RunStateReport['state']) =>
-  state === 'succeeded' || state === 'failed' || state === 'cancelled';
 
 export const runShardMachine = setup({
   types: {
@@ -92,7 +90,7 @@ export const runShardMachine = setup({
       actions: [
         enqueueActions(({ enqueue, event }) => {
           // A finished run's actor is released here; its record lives on in the store.
-          if (isFinal(event.state)) enqueue.stopChild(event.runId);
+          if (isFinalRunState(event.state)) enqueue.stopChild(event.runId);
         }),
         sendParent(({ event }) => event),
       ],

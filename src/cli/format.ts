@@ -5,8 +5,10 @@
  */
 import { realpathSync } from 'node:fs';
 import { CharterError } from '../errors/charter-error.js';
+import { isFinalRunState } from '../protocol/run-counts.js';
 import type { LogEntry, RunDetail, StepRecord, Waiting } from '../protocol/runs.js';
 import { RunIdSchema } from '../protocol/runs.js';
+import type { OutputChunk } from '../protocol/steps.js';
 import { formatDuration } from './base-command.js';
 import type { ProjectTarget } from './daemon-client.js';
 
@@ -171,17 +173,9 @@ export function stateLine(run: Pick<RunDetail, 'run_id' | 'state' | 'reason' | '
   return `run ${run.run_id} ${run.state}${at}${reason}`;
 }
 
-export function isFinal(state: RunDetail['state']): boolean {
-  return state === 'succeeded' || state === 'failed' || state === 'cancelled';
-}
+export const isFinal: (state: RunDetail['state']) => boolean = isFinalRunState;
 
 // ---- journal entries ---------------------------------------------------------------------------
-
-/** Output of a step (`step.output`): the text as it was written, and on which stream. */
-export interface OutputChunk {
-  readonly stream: 'stdout' | 'stderr';
-  readonly text: string;
-}
 
 type Data = Record<string, unknown>;
 const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);

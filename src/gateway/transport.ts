@@ -19,6 +19,7 @@ import {
   DownFrameSchema,
   GATEWAY_PROTOCOL_VERSION,
   GATEWAY_SUBPROTOCOL,
+  HANDSHAKE_TIMEOUT_MS,
   type UpFrame,
 } from '../protocol/gateway.js';
 import type { Store } from '../store/store.js';
@@ -27,7 +28,7 @@ import { readCommand } from './command-frame.js';
 /** Writes pause while more than this is waiting in the socket's buffer. */
 export const MAX_BUFFERED_BYTES = 1024 * 1024;
 /** Events per `events` frame at most (a frame also stays under max_frame). */
-const MAX_EVENTS_PER_FRAME = 500;
+export const MAX_EVENTS_PER_FRAME = 500;
 
 export interface TransportDeps {
   readonly store: Store;
@@ -69,7 +70,7 @@ export function transportLogic(deps: TransportDeps) {
       headers: token === null ? {} : { Authorization: `Bearer ${token}` },
       maxPayload: DEFAULT_MAX_FRAME_BYTES,
       perMessageDeflate: false,
-      handshakeTimeout: 10_000,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
     });
 
     let stopped = false;

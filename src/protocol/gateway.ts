@@ -13,26 +13,16 @@ import {
   MAX_ID_CHARS,
   MAX_INPUTS_JSON_BYTES,
 } from './field-limits.js';
+import { GATEWAY_SUBPROTOCOL } from './gateway-constants.js';
 import { MAX_JSON_DEPTH, valueDepthExceeds } from './json-limits.js';
 
-export const GATEWAY_PROTOCOL_VERSION = 1;
-export const GATEWAY_SUBPROTOCOL = 'charter.v1';
-/** Default largest frame either side accepts (the gateway's `welcome.max_frame` may lower it). */
-export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
-
-/** WebSocket close codes of charter.v1 (1000/1001 as usual). */
-export const CloseCode = {
-  unknown: 4000,
-  invalidFrame: 4002,
-  frameTooLarge: 4003,
-  credentialsRevoked: 4004,
-  superseded: 4005,
-  cursorInvalid: 4006,
-  flowControl: 4008,
-  heartbeatTimeout: 4009,
-  unsupportedProtocol: 4012,
-  draining: 4013,
-} as const;
+export {
+  CloseCode,
+  DEFAULT_MAX_FRAME_BYTES,
+  GATEWAY_PROTOCOL_VERSION,
+  GATEWAY_SUBPROTOCOL,
+  HANDSHAKE_TIMEOUT_MS,
+} from './gateway-constants.js';
 
 const seq = z.number().int().nonnegative();
 const JsonObject = z.record(z.string(), z.unknown());

@@ -6,7 +6,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { CommandFrame, UpEvent } from '../protocol/gateway.js';
-import type { JournalEntry, NewJournalEntry } from './journal-entry.js';
+import type { JournalEntry, JournalRow, NewJournalEntry } from './journal-entry.js';
 
 export type ReceivedCommand =
   /** New: stored as pending, to be applied. */
@@ -48,15 +48,6 @@ export interface PendingCommand {
   readonly kind: CommandFrame['kind'];
   readonly runId: string | null;
   readonly args: Record<string, unknown>;
-}
-
-interface JournalRow {
-  seq: number;
-  ts: string;
-  run_id: string | null;
-  run_seq: number | null;
-  type: string;
-  data: string;
 }
 
 export class GatewayStore {

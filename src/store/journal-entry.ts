@@ -14,6 +14,16 @@ export interface JournalEntry {
   data: unknown;
 }
 
+/** A journal row as SQLite returns it (`data` still JSON-encoded). */
+export interface JournalRow {
+  seq: number;
+  ts: string;
+  run_id: string | null;
+  run_seq: number | null;
+  type: string;
+  data: string;
+}
+
 /** An entry to append; the store assigns `seq` and defaults `ts` to now and `data` to `{}`. */
 export interface NewJournalEntry {
   type: string;

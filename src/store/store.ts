@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { CharterError, isCharterError } from '../errors/charter-error.js';
 import { errorMessage } from '../errors/error-message.js';
 import { GatewayStore } from './gateway-store.js';
-import type { JournalEntry, NewJournalEntry, ReadJournalOptions } from './journal-entry.js';
+import type { JournalEntry, JournalRow, NewJournalEntry, ReadJournalOptions } from './journal-entry.js';
 import { latestSchemaVersion, migrations } from './migrations.js';
 import { RunStore } from './run-store.js';
 
@@ -18,16 +18,6 @@ export type { JournalEntry, NewJournalEntry, ReadJournalOptions } from './journa
 
 const DEFAULT_READ_LIMIT = 1000;
 const MAX_READ_LIMIT = 10_000;
-
-/** A journal row as SQLite returns it (data still JSON-encoded). */
-interface JournalRow {
-  seq: number;
-  ts: string;
-  run_id: string | null;
-  run_seq: number | null;
-  type: string;
-  data: string;
-}
 
 interface InsertParams {
   ts: string;
