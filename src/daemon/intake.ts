@@ -12,6 +12,8 @@ import type { ControlReply, LogFileStatus, StatusResult } from '../protocol/cont
 import { type CommandFrame, commandArgs } from '../protocol/gateway.js';
 import { type ControlParams, methodParams } from '../protocol/methods.js';
 import type { RunDetail } from '../protocol/runs.js';
+import { answerAad, inputAad, openAll, sealAll, sealSecretFields } from '../secrets/seal-values.js';
+import type { SecretBox } from '../secrets/secret-box.js';
 import type { RunRecord } from '../store/run-store.js';
 import type { Store } from '../store/store.js';
 import type { StoreHealth } from '../store/store-health.js';
@@ -35,6 +37,8 @@ export interface IntakeDeps {
   readonly health?: StoreHealth;
   /** The log file's figures for `status` (dropped lines, last error). */
   readonly logHealth?: () => LogFileStatus;
+  /** Seals secret inputs and answers as they come in (src/secrets/). */
+  readonly secrets: SecretBox;
 }
 
 const LOG_BATCH = 500;
@@ -61,6 +65,12 @@ export interface Intake {
    * for a socket call (its answer goes to the client once the transaction has committed).
    */
   settleWithin(key: string, reply: ControlReply): void;
+  /**
+   * A gateway command as it may be stored in the inbox: the values of `run.start` inputs and
+   * `input.submit` answers sealed (which of them are secret is only known once the command is
+   * checked). Throws SECRETS_UNAVAILABLE.
+   */
+  sealGatewayCommand(command: CommandFrame): CommandFrame;
 }
 
 const GATEWAY_KEY = 'gw:';
@@ -104,7 +114,10 @@ export function createIntake(deps: IntakeDeps): Intake {
         `inputs of ${workflow.id} refused:\n${inputs.problems.map((p) => `  - ${p}`).join('\n')}`,
       );
     }
-    io.toRoot({ type: 'run.submit', key: call.key, runId, plan: workflow, inputs: inputs.value });
+    const sealed = sealSecretFields(workflow.inputs, inputs.value, deps.secrets, (name) =>
+      inputAad(runId, name),
+    );
+    io.toRoot({ type: 'run.submit', key: call.key, runId, plan: workflow, inputs: sealed });
   }
 
   function submitInput(call: ControlCall, params: ControlParams<'input.submit'>, io: CallIo): void {
@@ -131,7 +144,9 @@ export function createIntake(deps: IntakeDeps): Intake {
         key: call.key,
         // Checked against this step: the run refuses them if it has moved on meanwhile.
         stepId: step.id,
-        answers: answers.value,
+        answers: sealSecretFields(step.fields, answers.value, deps.secrets, (name) =>
+          answerAad(params.run_id, step.id, name),
+        ),
         ...(params.by ? { by: params.by } : {}),
       },
     });
@@ -295,7 +310,15 @@ export function createIntake(deps: IntakeDeps): Intake {
       },
       toRoot,
     };
-    const call = gatewayCall(command, key);
+    let call: ReturnType<typeof gatewayCall>;
+    try {
+      call = gatewayCall(openGatewayCommand(command, deps.secrets), key);
+    } catch (error) {
+      settleGatewayCommand(command.cmd_id, {
+        error: isCharterError(error) ? error.toWire() : { code: 'INTERNAL', message: String(error) },
+      });
+      return;
+    }
     if ('error' in call) {
       settleGatewayCommand(command.cmd_id, { error: call.error });
       return;
@@ -360,7 +383,43 @@ export function createIntake(deps: IntakeDeps): Intake {
     follows.get(key)?.();
   };
 
-  return { handle: (call, io) => handle(call, io), applyGatewayCommand, deliver, abandon, settleWithin };
+  return {
+    handle: (call, io) => handle(call, io),
+    applyGatewayCommand,
+    deliver,
+    abandon,
+    settleWithin,
+    sealGatewayCommand: (command) => sealGatewayCommand(command, deps.secrets),
+  };
+}
+
+/** The inbox names of a command's values: `inputs` of a run.start, `answers` of an input.submit. */
+const VALUE_ARGS: Partial<Record<CommandFrame['kind'], 'inputs' | 'answers'>> = {
+  'run.start': 'inputs',
+  'input.submit': 'answers',
+};
+
+const inboxAad = (cmdId: string, field: string) => (name: string) => `inbox:${cmdId}:${field}.${name}`;
+
+function sealGatewayCommand(command: CommandFrame, box: SecretBox): CommandFrame {
+  const field = VALUE_ARGS[command.kind];
+  const values = field === undefined ? undefined : (command.args as Record<string, unknown>)[field];
+  if (field === undefined || !isValueRecord(values) || Object.keys(values).length === 0) return command;
+  const args = { ...command.args, [field]: sealAll(values, box, inboxAad(command.cmd_id, field)) };
+  return { ...command, args } as CommandFrame;
+}
+
+/** The inverse of sealGatewayCommand; throws SECRETS_UNAVAILABLE. */
+function openGatewayCommand(command: CommandFrame, box: SecretBox): CommandFrame {
+  const field = VALUE_ARGS[command.kind];
+  const values = field === undefined ? undefined : (command.args as Record<string, unknown>)[field];
+  if (field === undefined || !isValueRecord(values)) return command;
+  const args = { ...command.args, [field]: openAll(values, box, inboxAad(command.cmd_id, field)) };
+  return { ...command, args } as CommandFrame;
+}
+
+function isValueRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** A gateway command as the control call it stands for, validated by the same schemas. */

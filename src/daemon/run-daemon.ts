@@ -17,6 +17,8 @@ import { createDaemonLogger, type DaemonLogger } from '../logging/logger.js';
 import { type DaemonSettings, loadProjectConfig, resolveDaemonSettings } from '../project/config.js';
 import { daemonPaths, resolveProjectRoot } from '../project/paths.js';
 import { readRuntimeFile, writeRuntimeFile } from '../project/runtime-file.js';
+import { LiveSecrets } from '../secrets/live-secrets.js';
+import { SecretBox } from '../secrets/secret-box.js';
 import { Store } from '../store/store.js';
 import { StoreHealth } from '../store/store-health.js';
 import { packageVersion } from '../version.js';
@@ -61,6 +63,8 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
 
   let log: DaemonLogger;
   let settings: DaemonSettings;
+  // Secret values held in clear (the token, executing runs' secrets): masked in every log line.
+  const liveSecrets = new LiveSecrets();
   try {
     const config = loadProjectConfig(projectRoot);
     settings = resolveDaemonSettings(projectRoot, config, {
@@ -72,6 +76,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
       logPath: paths.logPath,
       level: settings.logLevel,
       foreground: options.foreground,
+      maskText: (line) => liveSecrets.mask(line),
     });
   } catch (error) {
     lock.release();
@@ -108,13 +113,22 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           'a store write failed: the daemon keeps serving',
         );
     });
-    const intake = createIntake({ store: openStore, catalog, followers, health, logHealth: log.status });
+    const secrets = new SecretBox(paths.secretKeyPath);
+    const intake = createIntake({
+      store: openStore,
+      catalog,
+      followers,
+      health,
+      logHealth: log.status,
+      secrets,
+    });
     crashes = new CrashRecorder(openStore, health, logger);
     const crashRecorder = crashes;
     // The root, once created: gateway commands enter the actor system through it.
     let rootRef: AnyActorRef | undefined;
     const toRoot = (event: DaemonEvent) => rootRef?.send(event);
     const tokens = gatewayTokenSource(options.gatewayTokenFile);
+    liveSecrets.set('gateway token', [tokens.read()]);
     const machine = daemonMachine.provide({
       actors: {
         controlServer: controlServerLogic({
@@ -153,6 +167,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
               token: tokens.read,
               applyCommand: (command) => intake.applyGatewayCommand(command, toRoot),
               onStoreError: (error) => health.failed(error),
+              sealCommand: intake.sealGatewayCommand,
             }),
           },
         }),
@@ -168,6 +183,10 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
               settleWithin: intake.settleWithin,
               logger: logger.child({ component: 'runs' }),
               killGraceMs: settings.killGraceMs,
+              secrets,
+              stepEnv: settings.stepEnv,
+              daemonSecrets: () => [tokens.read()],
+              liveSecrets,
             }),
           },
         }),
@@ -294,6 +313,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     rootRef = root;
     removeSignalHandlers.push(
       tokens.watch(() => {
+        liveSecrets.set('gateway token', [tokens.read()]);
         logger.info('the gateway token file changed: reconnecting');
         root.system.get('gateway')?.send({ type: 'link.tokenChanged' });
       }),
