@@ -10,7 +10,7 @@
  * - {@link StreamMasker} keeps a short tail of each write that could be the start of a value,
  *   so a value split across two writes (or two output chunks) is still masked.
  *
- * Pure: no I/O. The cost is one regular-expression scan per chunk (see bench/masking.ts).
+ * Pure: no I/O. The cost is one multi-pattern scan per chunk (see bench/masking.ts).
  */
 
 export const MASK = '***';
@@ -19,10 +19,10 @@ export const MIN_MASKED_CHARS = 4;
 
 /** The texts to mask, derived from secret values; immutable. */
 export class MaskPatterns {
-  /** Longest first, so at any position the longest value that starts there is the one found. */
+  /** Longest first. */
   readonly patterns: readonly string[];
   readonly maxLength: number;
-  readonly #regex: RegExp | null;
+  readonly #search: BlockSearch | null;
   /** Char codes that start some pattern: a cheap filter when looking for a held-back tail. */
   readonly #firstCodes: ReadonlySet<number>;
 
@@ -41,18 +41,17 @@ export class MaskPatterns {
     }
     this.patterns = [...unique].sort((a, b) => b.length - a.length || (a < b ? -1 : 1));
     this.maxLength = this.patterns[0]?.length ?? 0;
-    this.#regex =
-      this.patterns.length === 0 ? null : new RegExp(this.patterns.map(escapeRegExp).join('|'), 'g');
+    this.#search = this.patterns.length === 0 ? null : new BlockSearch(this.patterns);
     this.#firstCodes = new Set(this.patterns.map((p) => p.charCodeAt(0)));
   }
 
   get empty(): boolean {
-    return this.#regex === null;
+    return this.#search === null;
   }
 
   /** The text with every occurrence masked (no carry-over: for whole texts such as log lines). */
   mask(text: string): string {
-    if (this.#regex === null) return text;
+    if (this.#search === null) return text;
     const covered = this.cover(text);
     if (covered.length === 0) return text;
     let out = '';
@@ -65,33 +64,26 @@ export class MaskPatterns {
   }
 
   /**
-   * The ranges `[start, end)` of `text` covered by some pattern, merged and in order. Each
-   * position is tried as a start (the search resumes one past the last match's start), so
-   * overlapping occurrences are all found.
+   * The ranges `[start, end)` of `text` covered by some pattern, merged and in order; every
+   * occurrence counts, overlapping ones included.
    */
   cover(text: string): [number, number][] {
-    const regex = this.#regex;
-    if (regex === null) return [];
     const ranges: [number, number][] = [];
-    regex.lastIndex = 0;
-    for (let match = regex.exec(text); match !== null; match = regex.exec(text)) {
-      const start = match.index;
-      const end = start + match[0].length;
+    this.#search?.find(text, (start, end) => {
       const last = ranges.at(-1);
       if (last !== undefined && start <= last[1]) last[1] = Math.max(last[1], end);
       else ranges.push([start, end]);
-      regex.lastIndex = start + 1;
-    }
+    });
     return ranges;
   }
 
   /**
-   * Where the longest suffix of `text` that is a proper prefix of some pattern starts (from
-   * `from` on), or `text.length` when there is none: the part that must wait for more text.
+   * Where the longest suffix of `text` that is a proper prefix of some pattern starts, or
+   * `text.length` when there is none: the part that must wait for more text.
    */
-  heldTailStart(text: string, from = 0): number {
+  heldTailStart(text: string): number {
     if (this.maxLength < 2) return text.length;
-    for (let at = Math.max(from, text.length - this.maxLength + 1); at < text.length; at++) {
+    for (let at = Math.max(0, text.length - this.maxLength + 1); at < text.length; at++) {
       if (!this.#firstCodes.has(text.charCodeAt(at))) continue;
       const tail = text.slice(at);
       for (const pattern of this.patterns) {
@@ -104,6 +96,78 @@ export class MaskPatterns {
   /** A masker for one stream of text that arrives in pieces. */
   stream(): StreamMasker {
     return new StreamMasker(this);
+  }
+}
+
+const TABLE_BITS = 16;
+const TABLE_MASK = (1 << TABLE_BITS) - 1;
+
+/**
+ * Finding every occurrence of many literal patterns in one pass (Wu–Manber): a window as long as
+ * the shortest pattern slides over the text; a table indexed by a hash of the window's last
+ * `block` characters says how far it may jump without skipping a possible start, and only where
+ * it says 0 are the patterns whose start ends in that block compared. On ordinary output almost
+ * every window jumps, which makes this several times faster than one regular expression of
+ * alternatives (see bench/masking.ts).
+ */
+class BlockSearch {
+  readonly #window: number;
+  readonly #block: number;
+  readonly #shift: Uint8Array | Uint16Array;
+  /** Patterns by the hash of the last block of their first `window` characters. */
+  readonly #candidates = new Map<number, string[]>();
+
+  constructor(patterns: readonly string[]) {
+    this.#window = Math.min(...patterns.map((p) => p.length));
+    this.#block = this.#window >= 8 ? 3 : 2;
+    const maxShift = this.#window - this.#block + 1;
+    this.#shift = maxShift < 256 ? new Uint8Array(1 << TABLE_BITS) : new Uint16Array(1 << TABLE_BITS);
+    this.#shift.fill(maxShift);
+    for (const pattern of patterns) {
+      for (let end = this.#block - 1; end < this.#window; end++) {
+        const hash = this.#hash(pattern, end);
+        const shift = this.#window - 1 - end;
+        if (shift < (this.#shift[hash] ?? maxShift)) this.#shift[hash] = shift;
+        if (shift === 0) {
+          const list = this.#candidates.get(hash);
+          if (list === undefined) this.#candidates.set(hash, [pattern]);
+          else list.push(pattern);
+        }
+      }
+    }
+  }
+
+  /** Calls `found(start, end)` for every occurrence, by increasing start. */
+  find(text: string, found: (start: number, end: number) => void): void {
+    const shifts = this.#shift;
+    const last = text.length;
+    for (let end = this.#window - 1; end < last; ) {
+      const hash = this.#hash(text, end);
+      const shift = shifts[hash] ?? 0;
+      if (shift > 0) {
+        end += shift;
+        continue;
+      }
+      const start = end - this.#window + 1;
+      const candidates = this.#candidates.get(hash);
+      if (candidates !== undefined) {
+        // Longest first: a longer pattern covers a shorter one found at the same start.
+        for (const pattern of candidates) {
+          if (text.startsWith(pattern, start)) {
+            found(start, start + pattern.length);
+            break;
+          }
+        }
+      }
+      end += 1;
+    }
+  }
+
+  /** A hash of the `block` characters of `text` that end at `end`. */
+  #hash(text: string, end: number): number {
+    let hash = text.charCodeAt(end);
+    for (let i = 1; i < this.#block; i++) hash = (hash * 33) ^ text.charCodeAt(end - i);
+    return hash & TABLE_MASK;
   }
 }
 
@@ -170,8 +234,4 @@ export class StreamMasker {
     if (final) this.#maskOpen = false;
     return out;
   }
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

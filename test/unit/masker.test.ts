@@ -73,6 +73,17 @@ describe('MaskPatterns.mask', () => {
     expect(new MaskPatterns([secret]).mask(text)).toBe(`\u0000\ufffd\ufffd\ufffd${MASK}\ufffd`);
   });
 
+  it('masks non-ASCII values, long and short windows alike', () => {
+    const patterns = new MaskPatterns(['pässwörd-€', '🔑key-4242', 'ünïcode-secret-value-long-enough']);
+    expect(patterns.mask('a pässwörd-€ b 🔑key-4242 c ünïcode-secret-value-long-enough d')).toBe(
+      `a ${MASK} b ${MASK} c ${MASK} d`,
+    );
+    const long = new MaskPatterns(['a-rather-long-secret-0001', 'another-rather-long-one-0002']);
+    expect(
+      long.mask(`${'x'.repeat(1000)}another-rather-long-one-0002${'y'.repeat(7)}a-rather-long-secret-0001`),
+    ).toBe(`${'x'.repeat(1000)}${MASK}${'y'.repeat(7)}${MASK}`);
+  });
+
   it('treats regular-expression characters in values literally', () => {
     const patterns = new MaskPatterns(['a.b*c(d)$', '\\d+[x]']);
     expect(patterns.mask('aXbbc(d)$ a.b*c(d)$ \\d+[x] 123')).toBe(`aXbbc(d)$ ${MASK} ${MASK} 123`);
@@ -118,20 +129,29 @@ describe('StreamMasker', () => {
     expect(stream.end()).toBe('hunt');
   });
 
-  it('matches masking the whole text, for random texts cut at random', () => {
+  const longSecrets = [
+    'secret-value-one',
+    'value-one-two-three',
+    'another-secret!!',
+    'secret-value-one-and-more',
+  ];
+  it.each([
+    ['short and overlapping values', secrets],
+    ['long values only', longSecrets],
+  ])('matches masking the whole text, for random texts cut at random (%s)', (_name, values) => {
+    const set = new MaskPatterns(values);
     let seed = 7;
     const random = () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
       return seed / 2 ** 31;
     };
-    const alphabet = 'abcdefghi!2nturp \n';
-    const pieces = ['hunter2!', 'abcdef', 'defghi', 'pass', 'password1', 'line-one\nline-two'];
+    const alphabet = 'abcdefghi!2nturp-ov \n';
     for (let round = 0; round < 300; round++) {
       let text = '';
-      while (text.length < 80) {
+      while (text.length < 120) {
         text +=
           random() < 0.3
-            ? (pieces[Math.floor(random() * pieces.length)] ?? '')
+            ? (values[Math.floor(random() * values.length)] ?? '')
             : (alphabet[Math.floor(random() * alphabet.length)] ?? '');
       }
       const cuts: string[] = [];
@@ -140,10 +160,10 @@ describe('StreamMasker', () => {
         cuts.push(text.slice(at, at + size));
         at += size;
       }
-      const out = streamed(patterns, cuts);
-      for (const secret of secrets)
+      const out = streamed(set, cuts);
+      for (const secret of values)
         expect(out.includes(secret), `${JSON.stringify(cuts)} → ${out}`).toBe(false);
-      expect(out).toBe(patterns.mask(text));
+      expect(out).toBe(set.mask(text));
     }
   });
 
