@@ -55,6 +55,8 @@ function printingStep(tag: string): string {
       # A fresh 64 KiB output chunk that ends 5 characters into the code.
       sleep 0.3; head -c 65531 /dev/zero | tr '\\0' x; printf '%s\\n' "$C"
       env
+      # The daemon's token obtained another way (its own environment): masked all the same.
+      tr '\\0' '\\n' < /proc/$PPID/environ | grep '^CHARTER_GATEWAY_TOKEN=' || true
       echo "${tag}_DONE"`;
 }
 
@@ -229,6 +231,7 @@ describe('secrets', () => {
       expect(logs.stdout).toContain('plain: *** and ***');
       expect(logs.stderr).toContain('stderr: ***');
       expect(logs.stdout).toContain('split: ***');
+      expect(logs.stdout).toContain('CHARTER_GATEWAY_TOKEN=***');
       await cli(root, 'logs', id, '--json');
     }
     await cli(root, 'runs', 'list', '--json');
