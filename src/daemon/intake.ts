@@ -12,7 +12,8 @@ import type { ControlReply, LogFileStatus, StatusResult } from '../protocol/cont
 import { type CommandFrame, commandArgs } from '../protocol/gateway.js';
 import { type ControlParams, methodParams } from '../protocol/methods.js';
 import type { RunDetail } from '../protocol/runs.js';
-import { answerAad, inputAad, openAll, sealAll, sealSecretFields } from '../secrets/seal-values.js';
+import { openGatewayCommand, sealGatewayCommand } from '../secrets/gateway-command.js';
+import { answerAad, inputAad, sealSecretFields } from '../secrets/seal-values.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { RunRecord } from '../store/run-store.js';
 import type { Store } from '../store/store.js';
@@ -391,35 +392,6 @@ export function createIntake(deps: IntakeDeps): Intake {
     settleWithin,
     sealGatewayCommand: (command) => sealGatewayCommand(command, deps.secrets),
   };
-}
-
-/** The inbox names of a command's values: `inputs` of a run.start, `answers` of an input.submit. */
-const VALUE_ARGS: Partial<Record<CommandFrame['kind'], 'inputs' | 'answers'>> = {
-  'run.start': 'inputs',
-  'input.submit': 'answers',
-};
-
-const inboxAad = (cmdId: string, field: string) => (name: string) => `inbox:${cmdId}:${field}.${name}`;
-
-function sealGatewayCommand(command: CommandFrame, box: SecretBox): CommandFrame {
-  const field = VALUE_ARGS[command.kind];
-  const values = field === undefined ? undefined : (command.args as Record<string, unknown>)[field];
-  if (field === undefined || !isValueRecord(values) || Object.keys(values).length === 0) return command;
-  const args = { ...command.args, [field]: sealAll(values, box, inboxAad(command.cmd_id, field)) };
-  return { ...command, args } as CommandFrame;
-}
-
-/** The inverse of sealGatewayCommand; throws SECRETS_UNAVAILABLE. */
-function openGatewayCommand(command: CommandFrame, box: SecretBox): CommandFrame {
-  const field = VALUE_ARGS[command.kind];
-  const values = field === undefined ? undefined : (command.args as Record<string, unknown>)[field];
-  if (field === undefined || !isValueRecord(values)) return command;
-  const args = { ...command.args, [field]: openAll(values, box, inboxAad(command.cmd_id, field)) };
-  return { ...command, args } as CommandFrame;
-}
-
-function isValueRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** A gateway command as the control call it stands for, validated by the same schemas. */
