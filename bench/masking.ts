@@ -3,9 +3,16 @@
  * costs a step's output. The real output path of a run step, in the bench process: a real step
  * process (`cat` of a 32 MiB log-like file, rate limit lifted) → the real `StepOutputMasker` →
  * split to the frame budget → `store.runs.appendEvents` into a fresh real store, exactly as
- * `stepRunner` and `recordOutput` do. Measured with 20 registered secrets and with none
- * (the masker passes text through), alternating, in the same run; the goal is judged on the
- * ratio of the medians. The masker alone is measured too (informational).
+ * `stepRunner` and `recordOutput` do. Measured with 20 registered secrets and with none (the
+ * masker passes text through), back to back in each round (the order swapped every round), in
+ * the same run.
+ *
+ * Two figures per measurement: wall-clock MiB/s, and MiB per CPU-second of this process (the
+ * daemon's side of the path: decoding, masking, splitting, SQLite; `cat` is another process).
+ * The path is CPU-bound in this process, so the second is its throughput without the neighbours:
+ * on a shared 2-core machine back-to-back wall-clock runs differ by ±20 %, more than what is
+ * measured. The goal is judged on the median per-round cost in CPU time; the wall-clock cost is
+ * printed beside it.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,7 +30,7 @@ import type { Goal } from './runs.js';
 const SECRETS = 20;
 const OUTPUT_BYTES = 32 * 1024 * 1024;
 /** Rounds of (none, 20 secrets), the order swapped every round. */
-const ROUNDS = 7;
+const ROUNDS = 11;
 /** One line in this many carries one of the secrets (so masking has work to do). */
 const SECRET_EVERY_LINES = 500;
 const GOAL_COST = 0.1;
@@ -32,11 +39,17 @@ export interface MaskingResults {
   readonly secrets: number;
   readonly output_mib: number;
   readonly rounds: number;
-  /** Output throughput through the whole path, MiB/s: median of the rounds. */
+  /** Wall-clock output throughput through the whole path, MiB/s: median of the rounds. */
   readonly none_mib_s: number;
   readonly masked_mib_s: number;
-  /** 1 − masked / none. */
+  /** The same per CPU-second of this process, MiB/s: median of the rounds. */
+  readonly none_mib_per_cpu_s: number;
+  readonly masked_mib_per_cpu_s: number;
+  /** 1 − masked / none in CPU time, per round (measured back to back); the median is judged. */
   readonly cost: number;
+  readonly cost_per_round: readonly number[];
+  /** 1 − masked / none in wall-clock time, median of the rounds (informational). */
+  readonly wall_cost: number;
   /** The masker alone (20 secrets, 64 KiB pushes), MiB/s. */
   readonly masker_alone_mib_s: number;
   readonly goals: { readonly masking_cost: Goal };
@@ -63,13 +76,18 @@ function makeOutput(secrets: readonly string[]): string {
   return lines.join('').slice(0, OUTPUT_BYTES);
 }
 
-/** One step's output through the real path; returns MiB/s. */
+interface Measured {
+  readonly wall: number;
+  readonly cpu: number;
+}
+
+/** One step's output through the real path: MiB per wall-clock second and per CPU-second. */
 async function throughput(
   dir: string,
   file: string,
   secrets: readonly string[],
   round: number,
-): Promise<number> {
+): Promise<Measured> {
   const storeDir = mkdtempSync(join(dir, `store-${round}-${secrets.length}-`));
   const store = Store.open(join(storeDir, 'state.db'));
   try {
@@ -89,6 +107,7 @@ async function throughput(
       );
     });
     const started = performance.now();
+    const cpuBefore = process.cpuUsage();
     const step = startStepProcess({
       command: `cat '${file}'`,
       cwd: dir,
@@ -101,9 +120,11 @@ async function throughput(
     const outcome = await step.done;
     masker.end();
     const seconds = (performance.now() - started) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
     if (outcome.kind !== 'exited' || outcome.exitCode !== 0)
       throw new Error(`bench step: ${JSON.stringify(outcome)}`);
-    return OUTPUT_BYTES / (1024 * 1024) / seconds;
+    const mib = OUTPUT_BYTES / (1024 * 1024);
+    return { wall: mib / seconds, cpu: mib / ((cpu.user + cpu.system) / 1e6) };
   } finally {
     store.close();
     rmSync(storeDir, { recursive: true, force: true });
@@ -134,23 +155,28 @@ export async function maskingBench(): Promise<MaskingResults> {
     // Check the masker masks what the file holds before timing it.
     if (new MaskPatterns(secrets).mask(text).includes(secrets[0] ?? '')) throw new Error('masking failed');
     await throughput(dir, file, [], -1); // warm-up
-    const none: number[] = [];
-    const masked: number[] = [];
+    const none: Measured[] = [];
+    const masked: Measured[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? [[], secrets] : [secrets, []];
       for (const set of order)
         (set.length === 0 ? none : masked).push(await throughput(dir, file, set, round));
     }
-    const noneMedian = summarize(none).median;
-    const maskedMedian = summarize(masked).median;
-    const cost = Math.round((1 - maskedMedian / noneMedian) * 1000) / 1000;
+    const costOf = (a: number, b: number) => Math.round((1 - a / b) * 1000) / 1000;
+    const perRound = none.map((value, i) => costOf(masked[i]?.cpu ?? 0, value.cpu));
+    const wallPerRound = none.map((value, i) => costOf(masked[i]?.wall ?? 0, value.wall));
+    const cost = summarize(perRound).median;
     return {
       secrets: SECRETS,
       output_mib: OUTPUT_BYTES / (1024 * 1024),
       rounds: ROUNDS,
-      none_mib_s: round1(noneMedian),
-      masked_mib_s: round1(maskedMedian),
+      none_mib_s: round1(summarize(none.map((m) => m.wall)).median),
+      masked_mib_s: round1(summarize(masked.map((m) => m.wall)).median),
+      none_mib_per_cpu_s: round1(summarize(none.map((m) => m.cpu)).median),
+      masked_mib_per_cpu_s: round1(summarize(masked.map((m) => m.cpu)).median),
       cost,
+      cost_per_round: perRound,
+      wall_cost: summarize(wallPerRound).median,
       masker_alone_mib_s: round1(maskerAlone(text, secrets)),
       goals: { masking_cost: { goal: `< ${GOAL_COST * 100} %`, value: cost, met: cost < GOAL_COST } },
     };
@@ -160,18 +186,23 @@ export async function maskingBench(): Promise<MaskingResults> {
 }
 
 export function printMasking(results: MaskingResults, verdict: (met: boolean) => string): void {
+  const pct = (value: number) => `${(value * 100).toFixed(1)} %`;
   console.log(
-    `\n11. Masking secrets in step output: ${results.output_mib} MiB through step process → masker → store, N=${results.rounds} alternating`,
+    `\n11. Masking secrets in step output: ${results.output_mib} MiB through step process → masker → store, N=${results.rounds} rounds, medians`,
   );
-  console.log(`  ${'no secrets (median)'.padEnd(34)}${`${results.none_mib_s} MiB/s`.padStart(14)}`);
+  console.log(`  ${''.padEnd(34)}${'wall MiB/s'.padStart(12)}${'MiB/CPU-s'.padStart(12)}`);
   console.log(
-    `  ${`${results.secrets} secrets (median)`.padEnd(34)}${`${results.masked_mib_s} MiB/s`.padStart(14)}`,
+    `  ${'no secrets'.padEnd(34)}${String(results.none_mib_s).padStart(12)}${String(results.none_mib_per_cpu_s).padStart(12)}`,
+  );
+  console.log(
+    `  ${`${results.secrets} secrets`.padEnd(34)}${String(results.masked_mib_s).padStart(12)}${String(results.masked_mib_per_cpu_s).padStart(12)}`,
   );
   const goal = results.goals.masking_cost;
   console.log(
-    `  ${'cost: 1 - masked / none'.padEnd(34)}${`${(results.cost * 100).toFixed(1)} %`.padStart(14)}  goal ${goal.goal}  ${verdict(goal.met)}`,
+    `  ${'cost, CPU time (per round)'.padEnd(34)}${pct(results.cost).padStart(12)}  goal ${goal.goal}  ${verdict(goal.met)}`,
   );
+  console.log(`  ${'cost, wall clock (informational)'.padEnd(34)}${pct(results.wall_cost).padStart(12)}`);
   console.log(
-    `  ${'the masker alone (informational)'.padEnd(34)}${`${results.masker_alone_mib_s} MiB/s`.padStart(14)}`,
+    `  ${'the masker alone (informational)'.padEnd(34)}${`${results.masker_alone_mib_s} MiB/s`.padStart(12)}`,
   );
 }
