@@ -61,6 +61,8 @@ function sampleValue(spec: NonNullable<Waiting['fields']>[string]): unknown {
       return true;
     case 'enum':
       return spec.values?.[0] ?? '';
+    case 'secret':
+      return '<secret>';
   }
 }
 

@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { createWebSocketInspector, type StatelyInspectionEvent } from '@statelyai/inspect';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { InspectionEvent } from 'xstate';
+import { isSealed, REDACTED_SECRET } from '../secrets/sealed.js';
 
 export interface InspectorRelayOptions {
   /** 0 or undefined: an ephemeral port. */
@@ -54,7 +55,8 @@ const DAEMON_CLOSE_TIMEOUT_MS = 1_000;
 
 /**
  * A deep copy of `value` in which the value of every key matching
- * /token|secret|password|authorization|cookie|api[_-]?key/i is "[redacted]".
+ * /token|secret|password|authorization|cookie|api[_-]?key/i is "[redacted]", and every sealed
+ * secret (a run's secret input or answer, src/secrets/sealed.ts) is "***" whatever its key.
  * Plain objects and arrays are copied (cycles and shared references are reproduced in the
  * copy); anything else (class instances, Map, Date, …) is returned as is. A key whose value is
  * null or undefined keeps it: that a secret is unset is not itself secret.
@@ -67,6 +69,7 @@ function redactValue(value: unknown, copies: Map<object, unknown>): unknown {
   if (value === null || typeof value !== 'object') return value;
   const existing = copies.get(value);
   if (existing !== undefined) return existing;
+  if (isSealed(value)) return REDACTED_SECRET;
   if (Array.isArray(value)) {
     const copy: unknown[] = [];
     copies.set(value, copy);

@@ -13,6 +13,9 @@ import type { ControlReply, LogFileStatus, StatusResult } from '../protocol/cont
 import { type CommandFrame, commandArgs } from '../protocol/gateway.js';
 import { type ControlParams, methodParams } from '../protocol/methods.js';
 import type { RunDetail } from '../protocol/runs.js';
+import { openGatewayCommand, sealGatewayCommand } from '../secrets/gateway-command.js';
+import { answerAad, inputAad, sealSecretFields } from '../secrets/seal-values.js';
+import type { SecretBox } from '../secrets/secret-box.js';
 import type { RunRecord } from '../store/run-store.js';
 import type { Store } from '../store/store.js';
 import type { StoreHealth } from '../store/store-health.js';
@@ -36,6 +39,8 @@ export interface IntakeDeps {
   readonly health?: StoreHealth;
   /** The log file's figures for `status` (dropped lines, last error). */
   readonly logHealth?: () => LogFileStatus;
+  /** Seals secret inputs and answers as they come in (src/secrets/). */
+  readonly secrets: SecretBox;
 }
 
 const LOG_BATCH = 500;
@@ -62,6 +67,12 @@ export interface Intake {
    * for a socket call (its answer goes to the client once the transaction has committed).
    */
   settleWithin(key: string, reply: ControlReply): void;
+  /**
+   * A gateway command as it may be stored in the inbox: the values of `run.start` inputs and
+   * `input.submit` answers sealed (which of them are secret is only known once the command is
+   * checked). Throws SECRETS_UNAVAILABLE.
+   */
+  sealGatewayCommand(command: CommandFrame): CommandFrame;
 }
 
 const GATEWAY_KEY = 'gw:';
@@ -105,7 +116,10 @@ export function createIntake(deps: IntakeDeps): Intake {
         `inputs of ${workflow.id} refused:\n${inputs.problems.map((p) => `  - ${p}`).join('\n')}`,
       );
     }
-    io.toRoot({ type: 'run.submit', key: call.key, runId, plan: workflow, inputs: inputs.value });
+    const sealed = sealSecretFields(workflow.inputs, inputs.value, deps.secrets, (name) =>
+      inputAad(runId, name),
+    );
+    io.toRoot({ type: 'run.submit', key: call.key, runId, plan: workflow, inputs: sealed });
   }
 
   function submitInput(call: ControlCall, params: ControlParams<'input.submit'>, io: CallIo): void {
@@ -132,7 +146,9 @@ export function createIntake(deps: IntakeDeps): Intake {
         key: call.key,
         // Checked against this step: the run refuses them if it has moved on meanwhile.
         stepId: step.id,
-        answers: answers.value,
+        answers: sealSecretFields(step.fields, answers.value, deps.secrets, (name) =>
+          answerAad(params.run_id, step.id, name),
+        ),
         ...(params.by ? { by: params.by } : {}),
       },
     });
@@ -296,7 +312,15 @@ export function createIntake(deps: IntakeDeps): Intake {
       },
       toRoot,
     };
-    const call = gatewayCall(command, key);
+    let call: ReturnType<typeof gatewayCall>;
+    try {
+      call = gatewayCall(openGatewayCommand(command, deps.secrets), key);
+    } catch (error) {
+      settleGatewayCommand(command.cmd_id, {
+        error: isCharterError(error) ? error.toWire() : { code: 'INTERNAL', message: String(error) },
+      });
+      return;
+    }
     if ('error' in call) {
       settleGatewayCommand(command.cmd_id, { error: call.error });
       return;
@@ -361,7 +385,14 @@ export function createIntake(deps: IntakeDeps): Intake {
     follows.get(key)?.();
   };
 
-  return { handle: (call, io) => handle(call, io), applyGatewayCommand, deliver, abandon, settleWithin };
+  return {
+    handle: (call, io) => handle(call, io),
+    applyGatewayCommand,
+    deliver,
+    abandon,
+    settleWithin,
+    sealGatewayCommand: (command) => sealGatewayCommand(command, deps.secrets),
+  };
 }
 
 /** A gateway command as the control call it stands for, validated by the same schemas. */

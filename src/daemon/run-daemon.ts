@@ -18,6 +18,8 @@ import { createDaemonLogger, type DaemonLogger } from '../logging/logger.js';
 import { type DaemonSettings, loadProjectConfig, resolveDaemonSettings } from '../project/config.js';
 import { daemonPaths, resolveProjectRoot } from '../project/paths.js';
 import { readRuntimeFile, writeRuntimeFile } from '../project/runtime-file.js';
+import { LiveSecrets } from '../secrets/live-secrets.js';
+import { SecretBox } from '../secrets/secret-box.js';
 import { Store } from '../store/store.js';
 import { StoreHealth } from '../store/store-health.js';
 import { packageVersion } from '../version.js';
@@ -62,6 +64,8 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
 
   let log: DaemonLogger;
   let settings: DaemonSettings;
+  // Secret values held in clear (the token, executing runs' secrets): masked in every log line.
+  const liveSecrets = new LiveSecrets();
   try {
     const config = loadProjectConfig(projectRoot);
     settings = resolveDaemonSettings(projectRoot, config, {
@@ -73,6 +77,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
       logPath: paths.logPath,
       level: settings.logLevel,
       foreground: options.foreground,
+      maskText: (line) => liveSecrets.mask(line),
     });
   } catch (error) {
     lock.release();
@@ -109,13 +114,22 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           'a store write failed: the daemon keeps serving',
         );
     });
-    const intake = createIntake({ store: openStore, catalog, followers, health, logHealth: log.status });
+    const secrets = new SecretBox(paths.secretKeyPath);
+    const intake = createIntake({
+      store: openStore,
+      catalog,
+      followers,
+      health,
+      logHealth: log.status,
+      secrets,
+    });
     crashes = new CrashRecorder(openStore, health, logger);
     const crashRecorder = crashes;
     // The root, once created: gateway commands enter the actor system through it.
     let rootRef: AnyActorRef | undefined;
     const toRoot = (event: DaemonEvent) => rootRef?.send(event);
     const tokens = gatewayTokenSource(options.gatewayTokenFile);
+    liveSecrets.set('gateway token', [tokens.read()]);
     const machine = daemonMachine.provide({
       actors: {
         controlServer: controlServerLogic({
@@ -154,6 +168,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
               token: tokens.read,
               applyCommand: (command) => intake.applyGatewayCommand(command, toRoot),
               onStoreError: (error) => health.failed(error),
+              sealCommand: intake.sealGatewayCommand,
             }),
           },
         }),
@@ -169,6 +184,10 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
               settleWithin: intake.settleWithin,
               logger: logger.child({ component: 'runs' }),
               killGraceMs: settings.killGraceMs,
+              secrets,
+              stepEnv: settings.stepEnv,
+              daemonSecrets: () => [tokens.read()],
+              liveSecrets,
             }),
           },
         }),
@@ -295,6 +314,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     rootRef = root;
     removeSignalHandlers.push(
       tokens.watch(() => {
+        liveSecrets.set('gateway token', [tokens.read()]);
         logger.info('the gateway token file changed: reconnecting');
         root.system.get('gateway')?.send({ type: 'link.tokenChanged' });
       }),

@@ -16,10 +16,22 @@ import {
 import type { ControlReply } from '../protocol/control.js';
 import { outputTextBudget, splitTextToFit } from '../protocol/frame-budget.js';
 import type { Waiting } from '../protocol/runs.js';
+import type { LiveSecrets } from '../secrets/live-secrets.js';
+import { MaskPatterns } from '../secrets/masker.js';
+import { StepOutputMasker } from '../secrets/output-masker.js';
+import { openAnswers, openInputs } from '../secrets/seal-values.js';
+import { redactSealed } from '../secrets/sealed.js';
+import type { SecretBox } from '../secrets/secret-box.js';
 import type { RunPatch, StepPatch } from '../store/run-store.js';
 import type { Store } from '../store/store.js';
 import type { RunStep, Workflow } from '../workflow/definition.js';
-import { buildStepEnv, type StepScalar, venvPath, writeContextFile } from '../workflow/step-env.js';
+import {
+  buildStepEnv,
+  type StepEnvMode,
+  type StepScalar,
+  venvPath,
+  writeContextFile,
+} from '../workflow/step-env.js';
 import { startStepProcess } from '../workflow/step-process.js';
 import { fieldToWire } from '../workflow/values.js';
 import { crashPoint } from './crash-points.js';
@@ -33,6 +45,14 @@ export interface RunLogicDeps {
   readonly settleWithin: (key: string, reply: ControlReply) => void;
   readonly logger: Logger;
   readonly killGraceMs: number;
+  /** Opens the run's sealed secrets for its steps' environments. */
+  readonly secrets: SecretBox;
+  /** `daemon.step_env`: what a step inherits of the daemon's environment. */
+  readonly stepEnv: StepEnvMode;
+  /** The daemon's own secrets (the gateway token), masked in every step's output too. */
+  readonly daemonSecrets: () => readonly (string | null)[];
+  /** Where opened secrets are registered while a step runs, so the log masks them too. */
+  readonly liveSecrets?: LiveSecrets;
 }
 
 /** Run actors carry the shared workflow definition as their plan. */
@@ -123,13 +143,44 @@ export function createRunLogic(deps: RunLogicDeps) {
       }
 
       const record = store.runs.getRecord(input.runId);
-      const inputs = (record?.inputs ?? {}) as Record<string, StepScalar>;
-      const answers = (record?.answers ?? {}) as Record<string, Record<string, StepScalar>>;
+      let opened: {
+        inputs: Record<string, StepScalar>;
+        answers: Record<string, Record<string, StepScalar>>;
+        secrets: string[];
+      };
+      try {
+        const inputs = openInputs(input.runId, record?.inputs ?? {}, deps.secrets);
+        const answers = openAnswers(input.runId, record?.answers ?? {}, deps.secrets);
+        opened = {
+          inputs: inputs.values,
+          answers: answers.values,
+          secrets: [...inputs.secrets, ...answers.secrets],
+        };
+      } catch (error) {
+        // A clear reason on the run, never a crash (SECRETS_UNAVAILABLE: the key file).
+        const message = `secrets unavailable: ${error instanceof Error ? error.message : String(error)}`;
+        log.error({ error: message }, 'step not started: its secrets cannot be decrypted');
+        sendBack({ type: 'step.output', chunk: { stream: 'stderr', text: `${message}\n` } });
+        sendBack({ type: 'step.exited', outcome: { kind: 'spawn_failed', message } });
+        return undefined;
+      }
       const runDir = join(deps.runsDir, input.runId);
       mkdirSync(runDir, { recursive: true, mode: 0o700 });
       const contextFile = join(runDir, 'context.json');
-      writeContextFile(contextFile, { run_id: input.runId, workflow_id: workflow.id, inputs, answers });
+      // Secrets are `***` in the file: a step that needs one reads its environment variable.
+      writeContextFile(contextFile, {
+        run_id: input.runId,
+        workflow_id: workflow.id,
+        inputs: redactSealed(record?.inputs ?? {}) as Record<string, StepScalar>,
+        answers: redactSealed(record?.answers ?? {}) as Record<string, Record<string, StepScalar>>,
+      });
 
+      const liveOwner = `run:${input.runId}`;
+      deps.liveSecrets?.set(liveOwner, opened.secrets);
+      const masker = new StepOutputMasker(
+        new MaskPatterns([...opened.secrets, ...deps.daemonSecrets().filter((s): s is string => s !== null)]),
+        (chunk) => sendBack({ type: 'step.output', chunk }),
+      );
       const process_ = startStepProcess({
         command: step.command,
         cwd: deps.projectRoot,
@@ -137,29 +188,35 @@ export function createRunLogic(deps: RunLogicDeps) {
           projectRoot: deps.projectRoot,
           runId: input.runId,
           workflowId: workflow.id,
-          inputs,
-          answers,
+          inputs: opened.inputs,
+          answers: opened.answers,
           stepEnv: step.env,
           contextFile,
           baseEnv: process.env,
+          mode: deps.stepEnv,
         }),
         timeoutMs: step.timeoutMs,
         killGraceMs: deps.killGraceMs,
-        onOutput: (chunk) => sendBack({ type: 'step.output', chunk }),
+        // Masked before the run actor sees it: nothing downstream ever holds the clear text.
+        onOutput: (chunk) => masker.push(chunk),
       });
       log.info({ pgid: process_.pid, attempt: input.attempt }, 'step started');
       let stopped = false;
       let finished = false;
       process_.done.then((outcome) => {
         finished = true;
+        deps.liveSecrets?.delete(liveOwner);
         log.info({ outcome }, 'step finished');
-        if (!stopped) sendBack({ type: 'step.exited', outcome });
+        if (stopped) return;
+        masker.end();
+        sendBack({ type: 'step.exited', outcome });
       });
       receive((event) => {
         if (event.type === 'step.cancel') process_.cancel(event.reason);
       });
       return () => {
         stopped = true;
+        deps.liveSecrets?.delete(liveOwner);
         // The run actor is being stopped (the daemon is exiting): nothing may outlive it.
         if (!finished && process_.pid !== undefined) {
           try {

@@ -127,6 +127,11 @@ export const errorCatalogue = {
     hint: 'Start a new run with `charter-daemon run WORKFLOW_ID`.',
     exitCode: 1,
   },
+  SECRETS_UNAVAILABLE: {
+    title: 'secret values cannot be encrypted or decrypted',
+    hint: 'The key file .charter/daemon/secrets.key is missing, unreadable or not the one the secrets were sealed with: restore it from the backup of the state directory (see docs/operations.md), or start a new run with the secrets given again.',
+    exitCode: 1,
+  },
   QUEUE_FULL: {
     title: 'the run queue is full',
     hint: 'Wait for queued runs to start, or raise daemon.max_queued_runs in charter.yml.',

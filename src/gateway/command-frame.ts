@@ -38,7 +38,7 @@ export type ReadCommand =
       readonly commandKind: string;
       readonly runId: string | null;
       readonly argsCopy: string;
-      readonly error: { code: 'INVALID_PARAMS'; message: string };
+      readonly error: { code: 'INVALID_PARAMS' | 'SECRETS_UNAVAILABLE'; message: string };
     }
   /** No usable envelope: nothing can be acknowledged or answered. */
   | { readonly kind: 'malformed'; readonly message: string };
@@ -89,11 +89,58 @@ function withoutNulls(object: Record<string, unknown>): Record<string, unknown> 
   return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== null));
 }
 
+/**
+ * A valid command as the inbox keeps it: `seal` (the intake's) encrypts its input and answer
+ * values, since which of them are secret is known only once it is checked. A command that cannot
+ * be sealed is kept as rejected (SECRETS_UNAVAILABLE), without its values.
+ */
+export function sealForInbox(
+  read: ReadCommand,
+  seal: ((frame: CommandFrame) => CommandFrame) | undefined,
+): ReadCommand {
+  if (read.kind !== 'valid' || seal === undefined) return read;
+  try {
+    return { kind: 'valid', frame: seal(read.frame) };
+  } catch (error) {
+    const frame = read.frame;
+    return {
+      kind: 'rejected',
+      dseq: frame.dseq,
+      cmdId: frame.cmd_id,
+      commandKind: frame.kind,
+      runId: frame.run_id ?? null,
+      argsCopy: boundedCopy(frame.args),
+      error: {
+        code: 'SECRETS_UNAVAILABLE',
+        message: (error instanceof Error ? error.message : String(error)).slice(0, MESSAGE_CHARS),
+      },
+    };
+  }
+}
+
+/** Values a client gives (inputs, answers) may be secrets: the audit copy keeps only their names. */
+const VALUE_FIELDS = ['inputs', 'answers'];
+
+function withoutValues(args: unknown): unknown {
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) return args;
+  const copy: Record<string, unknown> = { ...(args as Record<string, unknown>) };
+  for (const field of VALUE_FIELDS) {
+    const values = copy[field];
+    if (typeof values === 'object' && values !== null && !Array.isArray(values)) {
+      copy[field] = Object.fromEntries(Object.keys(values).map((name) => [name, '***']));
+    } else if (values !== undefined) {
+      copy[field] = '***';
+    }
+  }
+  return copy;
+}
+
 /** A copy of what was sent, for the audit trail: JSON cut to a bounded size, never a crash. */
-function boundedCopy(args: unknown): string {
-  if (valueDepthExceeds(args, MAX_COMMAND_ARGS_DEPTH)) {
+function boundedCopy(raw: unknown): string {
+  if (valueDepthExceeds(raw, MAX_COMMAND_ARGS_DEPTH)) {
     return JSON.stringify({ unreadable: `nested deeper than ${MAX_COMMAND_ARGS_DEPTH} levels` });
   }
+  const args = withoutValues(raw);
   const text = JSON.stringify(args ?? null);
   if (Buffer.byteLength(text) <= REJECTED_ARGS_COPY_BYTES) return text;
   return JSON.stringify({ truncated: true, bytes: Buffer.byteLength(text), head: text.slice(0, 1024) });

@@ -23,7 +23,7 @@ import {
   type UpFrame,
 } from '../protocol/gateway.js';
 import type { Store } from '../store/store.js';
-import { readCommand } from './command-frame.js';
+import { readCommand, sealForInbox } from './command-frame.js';
 
 /** Writes pause while more than this is waiting in the socket's buffer. */
 export const MAX_BUFFERED_BYTES = 1024 * 1024;
@@ -40,6 +40,8 @@ export interface TransportDeps {
   readonly applyCommand: (command: CommandFrame) => void;
   /** A store write failed (reported to the daemon's store health). */
   readonly onStoreError?: (error: unknown) => void;
+  /** Encrypts a command's input and answer values before it is stored (see sealForInbox). */
+  readonly sealCommand?: (command: CommandFrame) => CommandFrame;
 }
 
 /** `http://h:p/base` → `ws://h:p/base/v1/daemon` (https → wss). */
@@ -150,7 +152,7 @@ export function transportLogic(deps: TransportDeps) {
      */
     const onCommand = (raw: Record<string, unknown>) => {
       if (!authed) return protocolError('command before welcome');
-      const read = readCommand(raw);
+      const read = sealForInbox(readCommand(raw), deps.sealCommand);
       if (read.kind === 'malformed') return protocolError(`invalid frame (op "command"): ${read.message}`);
       let received: ReturnType<typeof store.gateway.receiveCommand>;
       try {

@@ -1,6 +1,7 @@
 /**
  * The daemon's pino logger: JSON lines to the bounded log file, and in the foreground also to
- * stdout — pretty on a TTY, JSON otherwise (systemd, containers). Secrets are redacted by path.
+ * stdout — pretty on a TTY, JSON otherwise (systemd, containers). Secrets are redacted by path
+ * and, with `maskText`, by value.
  */
 import { type DestinationStream, type Level, type Logger, multistream, pino } from 'pino';
 import type { LogFileStatus } from '../protocol/control.js';
@@ -31,6 +32,11 @@ export interface DaemonLoggerOptions {
   /** Also log to stdout (foreground mode). */
   readonly foreground: boolean;
   readonly maxBytes?: number;
+  /**
+   * Masks secret values in each serialized line (src/secrets/live-secrets.ts): redaction by
+   * value, for the secrets no key name gives away.
+   */
+  readonly maskText?: (line: string) => string;
 }
 
 export interface DaemonLogger {
@@ -59,6 +65,7 @@ export async function createDaemonLogger(options: DaemonLoggerOptions): Promise<
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      ...(options.maskText === undefined ? {} : { hooks: { streamWrite: options.maskText } }),
     },
     multistream(streams),
   );

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { CharterError } from '../errors/charter-error.js';
 import { errorMessage } from '../errors/error-message.js';
 import { LOG_LEVELS, type LogLevel } from '../logging/levels.js';
+import { STEP_ENV_MODES, type StepEnvMode } from '../workflow/step-env.js';
 import { GatewayUrlSchema } from './gateway-url.js';
 
 const seconds = (max: number) => z.number().positive().max(max);
@@ -34,6 +35,8 @@ export const ProjectConfigSchema = z.looseObject({
       max_queued_runs: z.number().int().min(1).max(1_000_000).optional(),
       /** After SIGTERM, how long a step's processes get before SIGKILL (cancel, timeout). */
       kill_grace_seconds: seconds(3600).optional(),
+      /** What a step inherits of the daemon's environment (never the daemon's CHARTER_* variables). */
+      step_env: z.enum(STEP_ENV_MODES).optional(),
     })
     .optional(),
 });
@@ -76,6 +79,7 @@ export interface DaemonSettings {
   readonly maxRuns: number;
   readonly maxQueuedRuns: number;
   readonly killGraceMs: number;
+  readonly stepEnv: StepEnvMode;
 }
 
 export interface SettingOverrides {
@@ -119,5 +123,6 @@ export function resolveDaemonSettings(
     maxRuns: overrides.maxRuns ?? config.daemon?.max_runs ?? 4,
     maxQueuedRuns: config.daemon?.max_queued_runs ?? 1000,
     killGraceMs: Math.round((config.daemon?.kill_grace_seconds ?? 10) * 1000),
+    stepEnv: config.daemon?.step_env ?? 'inherit',
   };
 }

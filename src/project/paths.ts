@@ -27,6 +27,8 @@ export interface DaemonPaths {
   readonly runtimeFile: string;
   /** stdout/stderr of a detached daemon: what happens before the logger exists. */
   readonly outputPath: string;
+  /** The key that encrypts secret values at rest (0600; not in the store, see src/secrets/). */
+  readonly secretKeyPath: string;
 }
 
 /** Resolves `--project-path` to a real project root, or throws NOT_A_PROJECT. */
@@ -59,6 +61,7 @@ export function daemonPaths(projectRoot: string, env: NodeJS.ProcessEnv = proces
     storePath: join(stateDir, 'state.db'),
     runtimeFile: join(stateDir, 'daemon.json'),
     outputPath: join(stateDir, 'daemon.out'),
+    secretKeyPath: join(stateDir, 'secrets.key'),
   };
 }
 

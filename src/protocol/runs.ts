@@ -109,7 +109,7 @@ export type RunLogsParams = z.infer<typeof RunLogsParamsSchema>;
 // ---- results ---------------------------------------------------------------------------------
 
 export const FieldSpecSchema = z.object({
-  type: z.enum(['string', 'boolean', 'integer', 'number', 'enum']),
+  type: z.enum(['string', 'boolean', 'integer', 'number', 'enum', 'secret']),
   required: z.boolean(),
   description: z.nullable(z.string()),
   values: z.nullable(z.array(z.string())),

@@ -18,6 +18,7 @@ import type {
   StepRecord,
   Waiting,
 } from '../protocol/runs.js';
+import { redactSealed } from '../secrets/sealed.js';
 import type { JournalEntry, NewJournalEntry } from './journal-entry.js';
 
 /** An event to append to a run's history; `data` must be JSON-encodable (no BigInt, no cycles). */
@@ -61,6 +62,7 @@ export interface RunRecord {
   stepIndex: number;
   attempt: number;
   waiting: Waiting | null;
+  /** As stored: secret values are sealed envelopes (src/secrets/sealed.ts). */
   inputs: Record<string, unknown>;
   answers: Record<string, Record<string, unknown>>;
   lastRunSeq: number;
@@ -491,8 +493,12 @@ function flag(value: unknown): Flag {
   return value === undefined ? 0 : 1;
 }
 
+/**
+ * A sealed secret (see src/secrets/sealed.ts) never enters the journal, not even encrypted:
+ * events are what `logs` shows and the gateway receives, so they carry `***` in its place.
+ */
 function toJournalEntry(runId: string, event: NewRunEvent, runSeq: number): NewJournalEntry {
-  return { type: event.type, data: event.data ?? {}, runId, runSeq };
+  return { type: event.type, data: redactSealed(event.data ?? {}), runId, runSeq };
 }
 
 function encodeJson(value: unknown, what: string): string {
@@ -544,8 +550,9 @@ function toDetail(row: RunRow, steps: readonly StepRow[]): RunDetail {
     current_step: row.current_step,
     created_at: row.created_at,
     updated_at: row.updated_at,
-    inputs: JSON.parse(row.inputs) as Record<string, unknown>,
-    answers: JSON.parse(row.answers) as Record<string, Record<string, unknown>>,
+    // The wire shape: secrets as `***` (the engine's RunRecord keeps them sealed).
+    inputs: redactSealed(JSON.parse(row.inputs) as Record<string, unknown>),
+    answers: redactSealed(JSON.parse(row.answers) as Record<string, Record<string, unknown>>),
     waiting: row.waiting === null ? null : (JSON.parse(row.waiting) as Waiting),
     steps: steps.map(({ step_id, ...rest }) => ({ id: step_id, ...rest })),
     finished_at: row.finished_at,

@@ -4,8 +4,11 @@
  * See docs/workflows.md for the YAML format these types are read from.
  */
 
-/** The type of a workflow input or of an input-step field. */
-export type ValueType = 'string' | 'boolean' | 'integer' | 'number' | 'enum';
+/**
+ * The type of a workflow input or of an input-step field. A `secret` is a string that is
+ * encrypted at rest, shown as `***` everywhere and masked in step output (src/secrets/).
+ */
+export type ValueType = 'string' | 'boolean' | 'integer' | 'number' | 'enum' | 'secret';
 
 export const VALUE_TYPES: readonly ValueType[] = Object.freeze([
   'string',
@@ -13,13 +16,17 @@ export const VALUE_TYPES: readonly ValueType[] = Object.freeze([
   'integer',
   'number',
   'enum',
+  'secret',
 ] as const);
 
 /** A typed value: a workflow input or a field of an input step. */
 export interface FieldSpec {
   readonly type: ValueType;
   readonly required: boolean;
-  /** Used when the value is absent; matches `type` (one of `values` for `enum`); never with `required`. */
+  /**
+   * Used when the value is absent; matches `type` (one of `values` for `enum`); never with
+   * `required`, never for a `secret` (it would sit in clear in the workflow file).
+   */
   readonly default?: string | number | boolean;
   readonly description: string | null;
   /** The allowed values of an `enum`; null for every other type. */

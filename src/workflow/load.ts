@@ -302,7 +302,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-const EXPECTED_DEFAULT: Record<Exclude<ValueType, 'enum'>, string> = {
+const EXPECTED_DEFAULT: Record<Exclude<ValueType, 'enum' | 'secret'>, string> = {
   string: 'a string',
   boolean: 'true or false',
   integer: 'an integer',
@@ -339,6 +339,15 @@ function checkField(value: unknown, ctx: Ctx): void {
   }
   const given = value.default;
   if (given === undefined || given === null) return;
+  if (type === 'secret') {
+    // The value is not described: it is meant to be secret.
+    ctx.addIssue({
+      code: 'custom',
+      path: ['default'],
+      message: 'a secret cannot have a default (it would be written in clear in the workflow file)',
+    });
+    return;
+  }
   if (value.required === true) {
     ctx.addIssue({
       code: 'custom',
@@ -377,7 +386,7 @@ function checkField(value: unknown, ctx: Ctx): void {
     ctx.addIssue({
       code: 'custom',
       path: ['default'],
-      message: `expected ${EXPECTED_DEFAULT[type as Exclude<ValueType, 'enum'>]} (the type is ${type}), got ${describeYaml(given)}`,
+      message: `expected ${EXPECTED_DEFAULT[type as Exclude<ValueType, 'enum' | 'secret'>]} (the type is ${type}), got ${describeYaml(given)}`,
     });
   }
 }

@@ -1,13 +1,48 @@
 /**
- * The environment a workflow `run` step sees: the daemon's own environment plus the run's
- * identity, its inputs, the answers of earlier steps, the path of the context file and, when the
- * project has a Charter virtualenv, that venv first on PATH. The step's own `env` wins over all.
+ * The environment a workflow `run` step sees, built deliberately (docs/workflows.md): a base
+ * taken from the daemon's environment by `daemon.step_env` — `inherit`: all of it but the
+ * daemon's own `CHARTER_*` variables (its settings and credentials, CHARTER_GATEWAY_TOKEN
+ * among them); `minimal`: only {@link MINIMAL_ENV_NAMES} — then the run's identity, its inputs,
+ * the answers of earlier steps, the path of the context file and, when the project has a
+ * Charter virtualenv, that venv first on PATH. The step's own `env` wins over all.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 export type StepScalar = string | number | boolean;
+
+/** `daemon.step_env` in charter.yml. */
+export const STEP_ENV_MODES = ['inherit', 'minimal'] as const;
+export type StepEnvMode = (typeof STEP_ENV_MODES)[number];
+
+/** What `minimal` keeps of the daemon's environment (besides every `LC_*`). */
+export const MINIMAL_ENV_NAMES: readonly string[] = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LANGUAGE',
+  'TZ',
+  'TMPDIR',
+];
+
+/** The daemon's own namespace: its settings and credentials; a step's run variables use it too. */
+const DAEMON_PREFIX = 'CHARTER_';
+
+/** The part of the daemon's environment a step starts from. */
+export function stepBaseEnv(env: NodeJS.ProcessEnv, mode: StepEnvMode): NodeJS.ProcessEnv {
+  const base: NodeJS.ProcessEnv = {};
+  const minimal = new Set(MINIMAL_ENV_NAMES);
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || name.startsWith(DAEMON_PREFIX)) continue;
+    if (mode === 'minimal' && !minimal.has(name) && !name.startsWith('LC_')) continue;
+    base[name] = value;
+  }
+  return base;
+}
 
 export interface StepEnvInput {
   projectRoot: string;
@@ -19,7 +54,10 @@ export interface StepEnvInput {
   /** The step's own `env`, applied last. */
   stepEnv: Readonly<Record<string, string>>;
   contextFile: string;
+  /** The daemon's environment, filtered by `stepEnv` (see {@link stepBaseEnv}). */
   baseEnv: NodeJS.ProcessEnv;
+  /** Default `inherit`. */
+  mode?: StepEnvMode;
 }
 
 export interface StepContext {
@@ -41,7 +79,7 @@ export function venvPath(projectRoot: string): string | null {
 }
 
 export function buildStepEnv(input: StepEnvInput): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...input.baseEnv };
+  const env = stepBaseEnv(input.baseEnv, input.mode ?? 'inherit');
 
   const venv = venvPath(input.projectRoot);
   if (venv !== null) {

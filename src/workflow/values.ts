@@ -117,6 +117,11 @@ export function coerceValue(spec: FieldSpec, given: unknown): Coerced {
   switch (spec.type) {
     case 'string':
       return typeof given === 'string' ? ok(given) : refuse('expected a string', given);
+    case 'secret':
+      // Never echoed: not even what kind of wrong value it was beyond its JSON type.
+      if (typeof given !== 'string')
+        return { ok: false, problem: `expected a string (a secret), got ${jsonType(given)}` };
+      return given === '' ? { ok: false, problem: 'a secret must not be empty' } : ok(given);
     case 'boolean': {
       if (typeof given === 'boolean') return ok(given);
       if (typeof given === 'string') {
@@ -154,6 +159,13 @@ function ok(value: Value): Coerced {
 
 function refuse(expected: string, given: unknown): Coerced {
   return { ok: false, problem: `${expected}, got ${describeValue(given)}` };
+}
+
+/** The JSON type of a value, and nothing of the value itself. */
+function jsonType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 /** A short, printable description of a value for a problem message. */

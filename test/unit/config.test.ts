@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CharterError } from '../../src/errors/charter-error.js';
-import { loadProjectConfig, resolveDaemonSettings } from '../../src/project/config.js';
+import { loadProjectConfig, ProjectConfigSchema, resolveDaemonSettings } from '../../src/project/config.js';
 
 const dirs: string[] = [];
 function projectWith(yml: string): string {
@@ -67,7 +67,13 @@ describe('daemon settings precedence', () => {
       maxRuns: 4,
       maxQueuedRuns: 1000,
       killGraceMs: 10_000,
+      stepEnv: 'inherit',
     });
+  });
+
+  it('daemon.step_env: inherit or minimal, nothing else', () => {
+    expect(resolveDaemonSettings(root, { daemon: { step_env: 'minimal' } }, {}, {}).stepEnv).toBe('minimal');
+    expect(ProjectConfigSchema.safeParse({ daemon: { step_env: 'none' } }).success).toBe(false);
   });
 
   it('charter.yml, then the environment, then flags win', () => {

@@ -11,6 +11,7 @@ import { RunFollowers } from '../../src/daemon/run-events.js';
 import { newRunId } from '../../src/daemon/run-id.js';
 import type { ControlReply } from '../../src/protocol/control.js';
 import type { LogBatch } from '../../src/protocol/runs.js';
+import { SecretBox } from '../../src/secrets/secret-box.js';
 import { Store } from '../../src/store/store.js';
 import { WorkflowCatalog } from '../../src/workflow/catalog.js';
 
@@ -33,7 +34,12 @@ function setup() {
     rmSync(root, { recursive: true, force: true });
   });
   const bus = new RunFollowers(store);
-  const intake = createIntake({ store, catalog: new WorkflowCatalog(root), followers: bus });
+  const intake = createIntake({
+    store,
+    catalog: new WorkflowCatalog(root),
+    followers: bus,
+    secrets: new SecretBox(join(root, 'secrets.key')),
+  });
   const runId = newRunId();
   store.runs.createRun(
     { runId, workflowId: 'park', inputs: {}, steps: [{ id: 'hold', kind: 'gate' }] },

@@ -246,7 +246,7 @@ describe('workflow rules', () => {
     [
       'input types',
       `${MANIFEST}inputs:\n  tag: { type: str }\n`,
-      'inputs.tag.type: expected one of string, boolean, integer, number, enum, got "str"',
+      'inputs.tag.type: expected one of string, boolean, integer, number, enum, secret, got "str"',
     ],
     ['type is required', `${MANIFEST}inputs:\n  tag: { required: true }\n`, 'inputs.tag.type: required'],
     [
@@ -448,7 +448,7 @@ describe('workflow rules', () => {
     [
       'input field types',
       step('    input: { prompt: p, fields: { n: { type: int } } }\n'),
-      'steps.0.input.fields.n.type: expected one of string, boolean, integer, number, enum, got "int"',
+      'steps.0.input.fields.n.type: expected one of string, boolean, integer, number, enum, secret, got "int"',
     ],
     [
       'input field defaults',
