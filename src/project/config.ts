@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { CharterError } from '../errors/charter-error.js';
 import { LOG_LEVELS, type LogLevel } from '../logging/levels.js';
 import { GatewayUrlSchema } from './gateway-url.js';
+import { isLoopbackHost, type ListenAddress, parseListenAddress } from './metrics-address.js';
 
 const seconds = (max: number) => z.number().positive().max(max);
 
@@ -33,6 +34,13 @@ export const ProjectConfigSchema = z.looseObject({
       max_queued_runs: z.number().int().min(1).max(1_000_000).optional(),
       /** After SIGTERM, how long a step's processes get before SIGKILL (cancel, timeout). */
       kill_grace_seconds: seconds(3600).optional(),
+      /** The Prometheus endpoint: off unless `listen` is set. */
+      metrics: z
+        .strictObject({
+          /** HOST:PORT (port 0: a free one); loopback only unless --metrics-allow-remote. */
+          listen: z.string().min(1).max(300).optional(),
+        })
+        .optional(),
     })
     .optional(),
 });
@@ -75,12 +83,18 @@ export interface DaemonSettings {
   readonly maxRuns: number;
   readonly maxQueuedRuns: number;
   readonly killGraceMs: number;
+  /** Where the metrics endpoint listens; null: no port is opened. */
+  readonly metricsListen: ListenAddress | null;
 }
 
 export interface SettingOverrides {
   readonly gatewayUrl?: string | undefined;
   readonly logLevel?: LogLevel | undefined;
   readonly maxRuns?: number | undefined;
+  /** `--metrics ADDR` */
+  readonly metricsListen?: string | undefined;
+  /** `--metrics-allow-remote`: accept a metrics address that is not loopback. */
+  readonly metricsAllowRemote?: boolean | undefined;
 }
 
 /** Flags win over the environment, which wins over charter.yml, which wins over defaults. */
@@ -118,5 +132,27 @@ export function resolveDaemonSettings(
     maxRuns: overrides.maxRuns ?? config.daemon?.max_runs ?? 4,
     maxQueuedRuns: config.daemon?.max_queued_runs ?? 1000,
     killGraceMs: Math.round((config.daemon?.kill_grace_seconds ?? 10) * 1000),
+    metricsListen: resolveMetricsListen(config, overrides),
   };
+}
+
+/**
+ * The metrics address from `--metrics` or `daemon.metrics.listen`. The endpoint answers anyone
+ * who can reach it, so an address other than loopback needs `--metrics-allow-remote`.
+ */
+function resolveMetricsListen(config: ProjectConfig, overrides: SettingOverrides): ListenAddress | null {
+  const fromFlag = overrides.metricsListen !== undefined;
+  const raw = overrides.metricsListen ?? config.daemon?.metrics?.listen;
+  if (raw === undefined) return null;
+  const source = fromFlag ? '--metrics' : 'daemon.metrics.listen';
+  const parsed = parseListenAddress(raw);
+  if (!parsed.ok)
+    throw new CharterError(fromFlag ? 'INVALID_FLAG' : 'INVALID_CONFIG', `${source}: ${parsed.message}`);
+  if (!isLoopbackHost(parsed.address.host) && overrides.metricsAllowRemote !== true) {
+    throw new CharterError(
+      fromFlag ? 'INVALID_FLAG' : 'INVALID_CONFIG',
+      `${source}: ${parsed.address.host} is not a loopback address; the metrics endpoint has no authentication, so pass --metrics-allow-remote to expose it beyond this machine`,
+    );
+  }
+  return parsed.address;
 }
