@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: start-up cost of the charter-daemon CLI and of the daemon itself, runs, and the
  * gateway link, measured in one run against baselines measured in the same run. See bench/README.md.
- * `npm run bench -- --only reconnect` runs section 10 (the reconnect policy) alone.
+ * `npm run bench -- --only reconnect` runs section 10 (the reconnect policy) alone;
+ * `--only monitoring` runs section 11 (metrics, /metrics scrapes, top) alone.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { gatewayBench, killGatewayChildren, printGateway } from './gateway.js';
 import { printReconnectPolicy, reconnectPolicyBench } from './gateway-reconnect.js';
 import { round1, roundStats, type Stats, summarize, timeNodeOk } from './measure.js';
+import { monitoringBench, printMonitoring } from './monitoring.js';
 import { printRuns, runsBench } from './runs.js';
 
 const RUNS = 30;
@@ -25,9 +27,10 @@ const cli = join(repoRoot, 'dist/src/cli/run.js');
 const baselineDir = join(repoRoot, 'dist/bench/baseline-oclif');
 const resultsPath = join(repoRoot, 'dist/bench/results.json');
 const reconnectResultsPath = join(repoRoot, 'dist/bench/results-reconnect.json');
+const monitoringResultsPath = join(repoRoot, 'dist/bench/results-monitoring.json');
 
 /** The sections that can run alone (`--only NAME`). */
-const SECTIONS = ['reconnect'] as const;
+const SECTIONS = ['reconnect', 'monitoring'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** `--only NAME` (or `--only=NAME`): that section alone; undefined: everything. */
@@ -189,6 +192,21 @@ async function reconnectOnly(): Promise<void> {
   });
 }
 
+/** Section 11 alone, with its own results file. */
+async function monitoringOnly(): Promise<void> {
+  console.log(machineLine());
+  const monitoring = await monitoringBench(host);
+  printMonitoring(monitoring, verdict);
+  writeResults(monitoringResultsPath, {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpus: cpus().length,
+    monitoring,
+    goals: monitoring.goals,
+  });
+}
+
 async function main(): Promise<void> {
   prepareBaseline();
 
@@ -271,6 +289,10 @@ async function main(): Promise<void> {
   const reconnect = await reconnectPolicyBench(host);
   printReconnectPolicy(reconnect, verdict);
 
+  // 11. Watching the daemon: scrapes, top, metrics on vs off.
+  const monitoring = await monitoringBench(host);
+  printMonitoring(monitoring, verdict);
+
   const results = {
     date: new Date().toISOString(),
     node: process.version,
@@ -298,7 +320,8 @@ async function main(): Promise<void> {
       integrity: gateway.integrity,
     },
     gateway_reconnect_policy: { restarts: reconnect.restarts, flapping: reconnect.flapping },
-    goals: { ...goals, ...runs.goals, ...gateway.goals, ...reconnect.goals },
+    monitoring,
+    goals: { ...goals, ...runs.goals, ...gateway.goals, ...reconnect.goals, ...monitoring.goals },
   };
   writeResults(resultsPath, results);
 }
@@ -313,6 +336,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 try {
   const only = onlySection(process.argv.slice(2));
   if (only === 'reconnect') await reconnectOnly();
+  else if (only === 'monitoring') await monitoringOnly();
   else await main();
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);

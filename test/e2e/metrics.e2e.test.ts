@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { StartJson } from '../../commands/start.js';
@@ -213,6 +214,22 @@ describe('metrics and health', () => {
     const allowed = await start(root, ['--metrics', '0.0.0.0:0', '--metrics-allow-remote']);
     const port = new URL(allowed.metrics_url as string).port;
     expect(listeningSockets(allowed.pid)).toEqual([`0.0.0.0:${port}`]);
+  });
+
+  it('a metrics port already in use fails the start with METRICS_LISTEN_FAILED', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (blocker.address() as { port: number }).port;
+      const root = project();
+      const failed = await runCli(['start', '--project-path', root, '--metrics', `127.0.0.1:${port}`]);
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toContain('START_FAILED');
+      expect(failed.stderr).toContain(`cannot listen on 127.0.0.1:${port} for metrics: EADDRINUSE`);
+      expect((await runCli(['status', '--project-path', root])).code).toBe(3);
+    } finally {
+      blocker.close();
+    }
   });
 
   it('/healthz answers 503 while the daemon drains', async () => {

@@ -71,6 +71,8 @@ export function createExposition(sources: MetricsSources): Exposition {
     registry.registerMetric(metric as unknown as Metric);
   };
   const { recorder } = sources;
+  /** How long the previous exposition took to build, in the daemon (seconds). */
+  let lastBuildSeconds = 0;
 
   define('charter_runs', 'Runs known to the daemon, by state (live runs and finished ones).', 'gauge', () =>
     Object.entries(sources.daemon().runs).map(([state, value]) => ({ value, labels: { state } })),
@@ -166,9 +168,21 @@ export function createExposition(sources: MetricsSources): Exposition {
     () => [{ value: sources.logLinesDropped() }],
   );
 
+  define(
+    'charter_metrics_scrape_duration_seconds',
+    'Time the daemon took to build the previous exposition (0 before the second).',
+    'gauge',
+    () => [{ value: lastBuildSeconds }],
+  );
+
   return {
     contentType: registry.contentType,
-    text: () => registry.metrics(),
+    text: async () => {
+      const started = performance.now();
+      const text = await registry.metrics();
+      lastBuildSeconds = (performance.now() - started) / 1000;
+      return text;
+    },
   };
 }
 
