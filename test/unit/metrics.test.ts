@@ -219,3 +219,36 @@ describe('WatchFeeds', () => {
     feeds.stopAll();
   });
 });
+
+describe('examples/monitoring', () => {
+  it('the alert rules and the dashboard only name families the daemon exposes', async () => {
+    const { readFileSync } = await import('node:fs');
+    const recorder = new DaemonMetrics(store);
+    const sources: MetricsSources = {
+      recorder,
+      daemon: () => ({
+        runs: { queued: 0, running: 0, waiting: 0, cancelling: 0, succeeded: 0, failed: 0, cancelled: 0 },
+        queueDepth: 0,
+        slotsInUse: 0,
+        linkState: 'offline',
+      }),
+      backlog: () => ({ count: 0, oldestTs: null }),
+      storeFiles: [],
+      logLinesDropped: () => 0,
+      storeFault: () => null,
+    };
+    const text = await createExposition(sources).text();
+    const families = new Set([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => m[1]));
+    for (const file of ['charter-alerts.yml', 'grafana-dashboard.json']) {
+      const body = readFileSync(new URL(`../../examples/monitoring/${file}`, import.meta.url), 'utf8');
+      const named = new Set(
+        [...body.matchAll(/\b((?:charter|process|nodejs)_[a-z_]+)/g)].map((m) =>
+          (m[1] ?? '').replace(/_(bucket|count|sum)$/, ''),
+        ),
+      );
+      expect(named.size).toBeGreaterThan(3);
+      for (const name of named) expect(families.has(name), `${file}: ${name}`).toBe(true);
+    }
+    recorder.stop();
+  });
+});
