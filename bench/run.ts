@@ -2,7 +2,8 @@
  * `npm run bench`: start-up cost of the charter-daemon CLI and of the daemon itself, runs, and the
  * gateway link, measured in one run against baselines measured in the same run. See bench/README.md.
  * `npm run bench -- --only reconnect` runs section 10 (the reconnect policy) alone, `--only masking`
- * section 11 (the cost of masking secrets in step output).
+ * section 11 (the cost of masking secrets in step output), `--only monitoring` section 12 (metrics,
+ * /metrics scrapes, top).
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { gatewayBench, killGatewayChildren, printGateway } from './gateway.js';
 import { printReconnectPolicy, reconnectPolicyBench } from './gateway-reconnect.js';
 import { maskingBench, printMasking } from './masking.js';
 import { round1, roundStats, type Stats, summarize, timeNodeOk } from './measure.js';
+import { monitoringBench, printMonitoring } from './monitoring.js';
 import { printRuns, runsBench } from './runs.js';
 
 const RUNS = 30;
@@ -28,9 +30,10 @@ const baselineDir = join(repoRoot, 'dist/bench/baseline-oclif');
 const resultsPath = join(repoRoot, 'dist/bench/results.json');
 const reconnectResultsPath = join(repoRoot, 'dist/bench/results-reconnect.json');
 const maskingResultsPath = join(repoRoot, 'dist/bench/results-masking.json');
+const monitoringResultsPath = join(repoRoot, 'dist/bench/results-monitoring.json');
 
 /** The sections that can run alone (`--only NAME`). */
-const SECTIONS = ['reconnect', 'masking'] as const;
+const SECTIONS = ['reconnect', 'masking', 'monitoring'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** `--only NAME` (or `--only=NAME`): that section alone; undefined: everything. */
@@ -207,6 +210,21 @@ async function maskingOnly(): Promise<void> {
   });
 }
 
+/** Section 12 alone, with its own results file. */
+async function monitoringOnly(): Promise<void> {
+  console.log(machineLine());
+  const monitoring = await monitoringBench(host);
+  printMonitoring(monitoring, verdict);
+  writeResults(monitoringResultsPath, {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpus: cpus().length,
+    monitoring,
+    goals: monitoring.goals,
+  });
+}
+
 async function main(): Promise<void> {
   prepareBaseline();
 
@@ -293,6 +311,10 @@ async function main(): Promise<void> {
   const masking = await maskingBench();
   printMasking(masking, verdict);
 
+  // 12. Watching the daemon: scrapes, top, metrics on vs off.
+  const monitoring = await monitoringBench(host);
+  printMonitoring(monitoring, verdict);
+
   const results = {
     date: new Date().toISOString(),
     node: process.version,
@@ -321,7 +343,15 @@ async function main(): Promise<void> {
     },
     gateway_reconnect_policy: { restarts: reconnect.restarts, flapping: reconnect.flapping },
     masking,
-    goals: { ...goals, ...runs.goals, ...gateway.goals, ...reconnect.goals, ...masking.goals },
+    monitoring,
+    goals: {
+      ...goals,
+      ...runs.goals,
+      ...gateway.goals,
+      ...reconnect.goals,
+      ...masking.goals,
+      ...monitoring.goals,
+    },
   };
   writeResults(resultsPath, results);
 }
@@ -337,6 +367,7 @@ try {
   const only = onlySection(process.argv.slice(2));
   if (only === 'reconnect') await reconnectOnly();
   else if (only === 'masking') await maskingOnly();
+  else if (only === 'monitoring') await monitoringOnly();
   else await main();
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);

@@ -5,6 +5,7 @@ import { fetchStatus, targetProject } from '../src/cli/daemon-client.js';
 import { CharterError, hasCode } from '../src/errors/charter-error.js';
 import { LOG_LEVELS } from '../src/logging/levels.js';
 import { GatewayUrlSchema } from '../src/project/gateway-url.js';
+import { isLoopbackHost, parseListenAddress } from '../src/project/metrics-address.js';
 
 export interface StartJson {
   already_running: boolean;
@@ -13,6 +14,8 @@ export interface StartJson {
   log_path: string;
   gateway: string | null;
   inspector_url: string | null;
+  /** The Prometheus endpoint, when the daemon serves one. */
+  metrics_url: string | null;
 }
 
 export default class Start extends DaemonCommand {
@@ -27,6 +30,7 @@ Without a gateway the daemon runs fully, "offline": events are kept in the local
     '<%= config.bin %> start --project-path ~/work/site --gateway http://127.0.0.1:8765',
     '<%= config.bin %> start --foreground --log-level debug',
     '<%= config.bin %> start --inspect --inspect-port 9464',
+    '<%= config.bin %> start --metrics 127.0.0.1:9464',
   ];
   static override enableJsonFlag = true;
   static override flags = {
@@ -54,6 +58,14 @@ Without a gateway the daemon runs fully, "offline": events are kept in the local
       min: 0,
       max: 65_535,
       dependsOn: ['inspect'],
+    }),
+    metrics: Flags.string({
+      description:
+        'Serve Prometheus metrics (GET /metrics) and GET /healthz on HOST:PORT (port 0: a free one; also daemon.metrics.listen). Off by default.',
+      helpValue: 'ADDR',
+    }),
+    'metrics-allow-remote': Flags.boolean({
+      description: 'Allow a --metrics address that is not loopback (the endpoint has no authentication).',
     }),
     'wait-timeout': Flags.integer({
       description: 'Seconds to wait for a detached daemon to answer.',
@@ -85,6 +97,19 @@ Without a gateway the daemon runs fully, "offline": events are kept in the local
       if (!hasCode(error, 'DAEMON_NOT_RUNNING')) throw error;
     }
 
+    const metrics = flags.metrics;
+    if (metrics !== undefined) {
+      // Checked here too, so a bad address fails before a daemon is spawned.
+      const parsed = parseListenAddress(metrics);
+      if (!parsed.ok) throw new CharterError('INVALID_FLAG', `--metrics: ${parsed.message}`);
+      if (!isLoopbackHost(parsed.address.host) && !flags['metrics-allow-remote']) {
+        throw new CharterError(
+          'INVALID_FLAG',
+          `--metrics: ${parsed.address.host} is not a loopback address; the metrics endpoint has no authentication, so pass --metrics-allow-remote to expose it beyond this machine`,
+        );
+      }
+    }
+
     const tokenFile = flags['gateway-token-file'];
     const options = {
       ...(gatewayUrl === undefined ? {} : { gatewayUrl }),
@@ -93,6 +118,8 @@ Without a gateway the daemon runs fully, "offline": events are kept in the local
       ...(flags['log-level'] === undefined ? {} : { logLevel: flags['log-level'] }),
       inspect: flags.inspect,
       ...(flags['inspect-port'] === undefined ? {} : { inspectPort: flags['inspect-port'] }),
+      ...(metrics === undefined ? {} : { metricsListen: metrics }),
+      metricsAllowRemote: flags['metrics-allow-remote'],
     };
 
     if (flags.foreground) {
@@ -126,6 +153,7 @@ Without a gateway the daemon runs fully, "offline": events are kept in the local
       log_path: string;
       gateway: { url: string | null };
       inspector: { url: string } | null;
+      metrics?: { url: string } | null | undefined;
     },
     alreadyRunning: boolean,
   ): StartJson | undefined {
@@ -136,6 +164,7 @@ Without a gateway the daemon runs fully, "offline": events are kept in the local
       log_path: status.log_path,
       gateway: status.gateway.url,
       inspector_url: status.inspector?.url ?? null,
+      metrics_url: status.metrics?.url ?? null,
     };
     if (this.jsonEnabled()) return result;
     this.log(
@@ -147,6 +176,7 @@ Without a gateway the daemon runs fully, "offline": events are kept in the local
     this.log(`  log:       ${status.log_path}`);
     this.log(`  gateway:   ${status.gateway.url ?? 'offline (no gateway configured)'}`);
     if (status.inspector !== null) this.log(`  inspector: open ${status.inspector.url} in a browser`);
+    if (result.metrics_url !== null) this.log(`  metrics:   ${result.metrics_url}`);
     return undefined;
   }
 }

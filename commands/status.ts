@@ -81,6 +81,7 @@ Exits 3 (LSB "not running") when no daemon runs for the project.`;
     for (const detail of linkDetails) this.log(`             ${detail}`);
     this.log(`  runs:      ${runs}`);
     if (status.inspector !== null) this.log(`  inspector: ${status.inspector.url}`);
+    if (status.metrics) this.log(`  metrics:   ${status.metrics.url}`);
     return undefined;
   }
 }

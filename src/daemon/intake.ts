@@ -24,6 +24,7 @@ import { checkAnswers, coerceInputs } from '../workflow/values.js';
 import { crashPoint } from './crash-points.js';
 import type { RunFollowers } from './run-events.js';
 import { newRunId } from './run-id.js';
+import type { WatchFeeds } from './watch-feed.js';
 
 export interface CallIo {
   /** Answers the call; false once the caller has gone. */
@@ -41,6 +42,12 @@ export interface IntakeDeps {
   readonly logHealth?: () => LogFileStatus;
   /** Seals secret inputs and answers as they come in (src/secrets/). */
   readonly secrets: SecretBox;
+  /** The Prometheus exposition for `metrics` (loads prom-client on first use). */
+  readonly metrics?: () => Promise<string>;
+  /** The HTTP metrics endpoint's URL while it listens, for `status`. */
+  readonly metricsUrl?: () => string | null;
+  /** The `watch` streams (charter-daemon top). */
+  readonly watch?: WatchFeeds;
 }
 
 const LOG_BATCH = 500;
@@ -81,7 +88,7 @@ export function createIntake(deps: IntakeDeps): Intake {
   const { store, catalog, followers } = deps;
   /** Status calls in flight: their answers get the store's outbox figures added. */
   const statusKeys = new Set<string>();
-  /** Log follows in progress, by call key: how to stop each. */
+  /** Log follows and watch streams in progress, by call key: how to stop each. */
   const follows = new Map<string, () => void>();
 
   const fail = (io: CallIo, error: unknown) => {
@@ -273,6 +280,24 @@ export function createIntake(deps: IntakeDeps): Intake {
         case 'run.logs':
           followLogs(call.key, call.params as ControlParams<'run.logs'>, io);
           return;
+        case 'metrics':
+          if (deps.metrics === undefined) throw new CharterError('INTERNAL', 'metrics are not available');
+          deps.metrics().then(
+            (text) => io.reply({ result: { text } }),
+            (error: unknown) => fail(io, error),
+          );
+          return;
+        case 'watch': {
+          if (deps.watch === undefined) throw new CharterError('INTERNAL', 'watch is not available');
+          const stop = deps.watch.open(call.params as ControlParams<'watch'>, (update) =>
+            io.reply({ result: update, more: true }),
+          );
+          follows.set(call.key, () => {
+            stop();
+            follows.delete(call.key);
+          });
+          return;
+        }
       }
     } catch (error) {
       fail(io, error);
@@ -377,6 +402,7 @@ export function createIntake(deps: IntakeDeps): Intake {
           oldestTs === null ? null : Math.max(0, (Date.now() - Date.parse(oldestTs)) / 1000),
       },
       ...(deps.logHealth === undefined ? {} : { log: deps.logHealth() }),
+      ...(deps.metricsUrl === undefined ? {} : { metrics: metricsStatus(deps.metricsUrl()) }),
     };
   }
 
@@ -393,6 +419,10 @@ export function createIntake(deps: IntakeDeps): Intake {
     settleWithin,
     sealGatewayCommand: (command) => sealGatewayCommand(command, deps.secrets),
   };
+}
+
+function metricsStatus(url: string | null): { url: string } | null {
+  return url === null ? null : { url };
 }
 
 /** A gateway command as the control call it stands for, validated by the same schemas. */

@@ -15,6 +15,9 @@ export const LaunchOptionsSchema = z.strictObject({
   inspect: z.boolean().default(false),
   inspectPort: z.number().int().min(0).max(65535).optional(),
   maxRuns: z.number().int().min(1).max(1024).optional(),
+  /** `--metrics ADDR`: serve /metrics and /healthz there (checked with the settings). */
+  metricsListen: z.string().min(1).max(300).optional(),
+  metricsAllowRemote: z.boolean().default(false),
 });
 export type LaunchOptions = z.input<typeof LaunchOptionsSchema>;
 

@@ -30,11 +30,15 @@ import { CrashRecorder } from './crash-recorder.js';
 import { createIntake } from './intake.js';
 import { EXIT_ALREADY_RUNNING, type LaunchOptions, LaunchOptionsSchema } from './launch-options.js';
 import { ProjectLock } from './lock.js';
+import { daemonFigures, healthOf, type RootSnapshot, statusOfSnapshot } from './metrics/daemon-view.js';
+import { MetricsEndpoint } from './metrics/endpoint.js';
+import { DaemonMetrics } from './metrics/recorder.js';
 import { recoverRuns } from './recovery.js';
 import { RunFollowers } from './run-events.js';
 import { createRunLogic } from './run-logic.js';
 import { clearStaleState, prepareStateDirs } from './state-dir.js';
 import { removeIfSame, type StateWatch, watchStateFiles } from './state-watch.js';
+import { WatchFeeds } from './watch-feed.js';
 
 const LIFECYCLE_TYPES = ['daemon.started', 'daemon.stopped'] as const;
 /** The stop reason when the lock file or the socket is gone or replaced. */
@@ -72,6 +76,8 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
       gatewayUrl: options.gatewayUrl,
       logLevel: options.logLevel,
       maxRuns: options.maxRuns,
+      metricsListen: options.metricsListen,
+      metricsAllowRemote: options.metricsAllowRemote,
     });
     log = await createDaemonLogger({
       logPath: paths.logPath,
@@ -89,6 +95,9 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
   let crashes: CrashRecorder | undefined;
   let inspector: InspectorHandle | undefined;
   let stateWatch: StateWatch | undefined;
+  let recorder: DaemonMetrics | undefined;
+  let metrics: MetricsEndpoint | undefined;
+  let watchers: WatchFeeds | undefined;
   const removeSignalHandlers: (() => void)[] = [];
   try {
     const stale = clearStaleState(paths);
@@ -115,6 +124,32 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
         );
     });
     const secrets = new SecretBox(paths.secretKeyPath);
+    // Metrics, /healthz and the live view read the root's snapshot once the root exists.
+    let rootSnapshot: () => RootSnapshot | undefined = () => undefined;
+    recorder = new DaemonMetrics(openStore);
+    const counters = recorder;
+    const metricsEndpoint = new MetricsEndpoint({
+      recorder: counters,
+      daemon: () => daemonFigures(rootSnapshot()),
+      backlog: () => openStore.gateway.backlog(),
+      storeFiles: [paths.storePath, `${paths.storePath}-wal`],
+      logLinesDropped: () => log.status().dropped_lines,
+      storeFault: () => health.fault,
+    });
+    metrics = metricsEndpoint;
+    if (settings.metricsListen !== null) {
+      const url = await metricsEndpoint.listen(settings.metricsListen, () =>
+        healthOf(rootSnapshot(), health.fault),
+      );
+      logger.info({ url }, 'metrics endpoint listening (GET /metrics, GET /healthz)');
+    }
+    const feeds = new WatchFeeds({
+      store: openStore,
+      recorder: counters,
+      status: () => statusOfSnapshot(rootSnapshot()),
+      storeFault: () => health.fault,
+    });
+    watchers = feeds;
     const intake = createIntake({
       store: openStore,
       catalog,
@@ -122,6 +157,9 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
       health,
       logHealth: log.status,
       secrets,
+      metrics: () => metricsEndpoint.text(),
+      metricsUrl: () => metricsEndpoint.url,
+      watch: feeds,
     });
     crashes = new CrashRecorder(openStore, health, logger);
     const crashRecorder = crashes;
@@ -169,6 +207,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
               applyCommand: (command) => intake.applyGatewayCommand(command, toRoot),
               onStoreError: (error) => health.failed(error),
               sealCommand: intake.sealGatewayCommand,
+              counters,
             }),
           },
         }),
@@ -257,6 +296,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
       ...(inspector === undefined ? {} : { inspect: inspector.inspect }),
     });
 
+    rootSnapshot = () => root.getSnapshot();
     let announced = false;
     let linkState = '';
     root.subscribe({
@@ -268,6 +308,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
             { state: link.state, lastError: link.lastError, connId: link.connId },
             `gateway link: ${link.state}`,
           );
+          feeds.poke();
         }
         // Once draining, our own clean-up removes the socket: that is no loss to report.
         if (!snapshot.matches('serving')) stateWatch?.stop();
@@ -337,6 +378,9 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     const ownSocket = stateWatch?.identities.get(paths.socketPath);
     if (ownSocket === undefined) removeSocketFile(paths.socketPath);
     else removeIfSame(paths.socketPath, ownSocket);
+    watchers?.stopAll();
+    await metrics?.close();
+    recorder?.stop();
     await inspector?.stop();
     crashes?.stop();
     store?.close();

@@ -91,6 +91,16 @@ export const errorCatalogue = {
     hint: 'Upgrade charter-daemon to the version that wrote it (or newer).',
     exitCode: 1,
   },
+  METRICS_LISTEN_FAILED: {
+    title: 'the metrics endpoint could not listen on its address',
+    hint: 'Pick a free port (port 0 picks one) with --metrics HOST:PORT or daemon.metrics.listen, or leave metrics off.',
+    exitCode: 1,
+  },
+  NOT_A_TERMINAL: {
+    title: 'this command needs an interactive terminal',
+    hint: 'In scripts and pipes use `charter-daemon status` or `charter-daemon runs list` (both take --json).',
+    exitCode: 2,
+  },
   // Workflows and runs.
   UNKNOWN_WORKFLOW: {
     title: 'unknown workflow',

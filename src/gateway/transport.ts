@@ -42,6 +42,17 @@ export interface TransportDeps {
   readonly onStoreError?: (error: unknown) => void;
   /** Encrypts a command's input and answer values before it is stored (see sealForInbox). */
   readonly sealCommand?: (command: CommandFrame) => CommandFrame;
+  /** Counts for the metrics (src/daemon/metrics/recorder.ts); absent in tests that do not look. */
+  readonly counters?: TransportCounters;
+}
+
+/** How one connection attempt ended: authed, refused (HTTP), rejected (401/403), failed, closed. */
+export type ConnectOutcome = 'authed' | 'refused' | 'rejected' | 'failed' | 'closed';
+
+export interface TransportCounters {
+  shipped(events: number): void;
+  acked(events: number): void;
+  connected(outcome: ConnectOutcome): void;
 }
 
 /** `http://h:p/base` → `ws://h:p/base/v1/daemon` (https → wss). */
@@ -86,6 +97,15 @@ export function transportLogic(deps: TransportDeps) {
     let lastAliveReport = 0;
     let lastInbound = Date.now();
     let pumpScheduled = false;
+    /** The ack cursor as this connection last moved it (for counting acknowledged events). */
+    let ackedSeq = 0;
+    let outcomeCounted = false;
+    /** Each attempt counts once, by how it first ended. */
+    const countOutcome = (outcome: ConnectOutcome) => {
+      if (outcomeCounted) return;
+      outcomeCounted = true;
+      deps.counters?.connected(outcome);
+    };
 
     const send = (frame: UpFrame, onWritten?: () => void) => {
       if (ws.readyState !== WebSocket.OPEN) return;
@@ -128,6 +148,7 @@ export function transportLogic(deps: TransportDeps) {
             );
           }
         }
+        deps.counters?.shipped(parts.length);
         ws.send(`{"op":"events","events":[${parts.join(',')}]}`, () => {
           if (ws.bufferedAmount < MAX_BUFFERED_BYTES) schedulePump();
         });
@@ -219,17 +240,21 @@ export function transportLogic(deps: TransportDeps) {
           // Step output is split at its source to fit this frame from now on.
           store.gateway.rememberMaxFrame(maxFrame);
           upLimit = frame.up_limit;
-          store.gateway.ackUp(frame.up_committed);
+          ackedSeq = store.gateway.ackUp(frame.up_committed);
+          countOutcome('authed');
           sentSeq = frame.up_committed;
           report({ type: 'link.welcome', connId: frame.conn_id, hbMs: frame.hb_ms });
           schedulePump();
           return;
         }
-        case 'ack':
-          store.gateway.ackUp(Math.min(frame.up, sentSeq));
+        case 'ack': {
+          const acked = store.gateway.ackUp(Math.min(frame.up, sentSeq));
+          deps.counters?.acked(acked - ackedSeq);
+          ackedSeq = Math.max(ackedSeq, acked);
           upLimit = Math.max(upLimit, frame.up_limit);
           schedulePump();
           return;
+        }
         case 'command':
           // Handled before schema validation (see the message handler).
           return;
@@ -257,6 +282,7 @@ export function transportLogic(deps: TransportDeps) {
       });
     });
     ws.on('unexpected-response', (_request, response) => {
+      countOutcome(response.statusCode === 401 || response.statusCode === 403 ? 'rejected' : 'refused');
       const retryAfter = Number(response.headers['retry-after']);
       report({
         type: 'link.refused',
@@ -305,12 +331,14 @@ export function transportLogic(deps: TransportDeps) {
       }
     });
     ws.on('close', (code, reason) => {
+      countOutcome('closed');
       if (!stopped) report({ type: 'link.closed', code, reason: reason.toString() });
       stopped = true;
     });
     ws.on('error', (error) => {
       log.debug({ err: error }, 'gateway socket error');
       if (!stopped && ws.readyState !== WebSocket.OPEN) {
+        countOutcome('failed');
         stopped = true;
         report({ type: 'link.failed', message: error.message });
       }

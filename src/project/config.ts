@@ -12,6 +12,7 @@ import { errorMessage } from '../errors/error-message.js';
 import { LOG_LEVELS, type LogLevel } from '../logging/levels.js';
 import { STEP_ENV_MODES, type StepEnvMode } from '../workflow/step-env.js';
 import { GatewayUrlSchema } from './gateway-url.js';
+import { isLoopbackHost, type ListenAddress, parseListenAddress } from './metrics-address.js';
 
 const seconds = (max: number) => z.number().positive().max(max);
 
@@ -37,6 +38,13 @@ export const ProjectConfigSchema = z.looseObject({
       kill_grace_seconds: seconds(3600).optional(),
       /** What a step inherits of the daemon's environment (never the daemon's CHARTER_* variables). */
       step_env: z.enum(STEP_ENV_MODES).optional(),
+      /** The Prometheus endpoint: off unless `listen` is set. */
+      metrics: z
+        .strictObject({
+          /** HOST:PORT (port 0: a free one); loopback only unless --metrics-allow-remote. */
+          listen: z.string().min(1).max(300).optional(),
+        })
+        .optional(),
     })
     .optional(),
 });
@@ -80,12 +88,18 @@ export interface DaemonSettings {
   readonly maxQueuedRuns: number;
   readonly killGraceMs: number;
   readonly stepEnv: StepEnvMode;
+  /** Where the metrics endpoint listens; null: no port is opened. */
+  readonly metricsListen: ListenAddress | null;
 }
 
 export interface SettingOverrides {
   readonly gatewayUrl?: string | undefined;
   readonly logLevel?: LogLevel | undefined;
   readonly maxRuns?: number | undefined;
+  /** `--metrics ADDR` */
+  readonly metricsListen?: string | undefined;
+  /** `--metrics-allow-remote`: accept a metrics address that is not loopback. */
+  readonly metricsAllowRemote?: boolean | undefined;
 }
 
 /** Flags win over the environment, which wins over charter.yml, which wins over defaults. */
@@ -124,5 +138,27 @@ export function resolveDaemonSettings(
     maxQueuedRuns: config.daemon?.max_queued_runs ?? 1000,
     killGraceMs: Math.round((config.daemon?.kill_grace_seconds ?? 10) * 1000),
     stepEnv: config.daemon?.step_env ?? 'inherit',
+    metricsListen: resolveMetricsListen(config, overrides),
   };
+}
+
+/**
+ * The metrics address from `--metrics` or `daemon.metrics.listen`. The endpoint answers anyone
+ * who can reach it, so an address other than loopback needs `--metrics-allow-remote`.
+ */
+function resolveMetricsListen(config: ProjectConfig, overrides: SettingOverrides): ListenAddress | null {
+  const fromFlag = overrides.metricsListen !== undefined;
+  const raw = overrides.metricsListen ?? config.daemon?.metrics?.listen;
+  if (raw === undefined) return null;
+  const source = fromFlag ? '--metrics' : 'daemon.metrics.listen';
+  const parsed = parseListenAddress(raw);
+  if (!parsed.ok)
+    throw new CharterError(fromFlag ? 'INVALID_FLAG' : 'INVALID_CONFIG', `${source}: ${parsed.message}`);
+  if (!isLoopbackHost(parsed.address.host) && overrides.metricsAllowRemote !== true) {
+    throw new CharterError(
+      fromFlag ? 'INVALID_FLAG' : 'INVALID_CONFIG',
+      `${source}: ${parsed.address.host} is not a loopback address; the metrics endpoint has no authentication, so pass --metrics-allow-remote to expose it beyond this machine`,
+    );
+  }
+  return parsed.address;
 }

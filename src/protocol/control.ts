@@ -141,6 +141,8 @@ export const StatusResultSchema = z.object({
   store_fault: z.optional(z.nullable(z.object({ code: z.string(), message: z.string(), since: z.string() }))),
   /** Absent from daemons that do not report it. */
   log: z.optional(LogFileStatusSchema),
+  /** The Prometheus endpoint while it listens (`--metrics`), else null; absent from older daemons. */
+  metrics: z.optional(z.nullable(z.object({ url: z.string() }))),
 });
 export type StatusResult = z.infer<typeof StatusResultSchema>;
 

@@ -4,6 +4,7 @@
  */
 import type * as z from 'zod/mini';
 import { StatusParamsSchema, StopParamsSchema } from './control.js';
+import { MetricsParamsSchema, WatchParamsSchema } from './observe.js';
 import {
   GateDecideParamsSchema,
   InputSubmitParamsSchema,
@@ -24,6 +25,8 @@ export const methodParams = {
   'input.submit': InputSubmitParamsSchema,
   'run.cancel': RunCancelParamsSchema,
   'run.logs': RunLogsParamsSchema,
+  metrics: MetricsParamsSchema,
+  watch: WatchParamsSchema,
 } as const;
 
 export type ControlMethod = keyof typeof methodParams;

@@ -71,6 +71,7 @@ export class GatewayStore {
     [number, string, string, string | null, string, string, string]
   >;
   readonly #runOf: Database.Statement<[string], { run_id: string | null }>;
+  readonly #kindOf: Database.Statement<[string], { kind: string }>;
   readonly #assignRun: Database.Statement<[string, string]>;
 
   constructor(db: Database.Database, append: (entry: NewJournalEntry) => JournalEntry) {
@@ -99,6 +100,7 @@ export class GatewayStore {
     );
     this.#settle = db.prepare('UPDATE inbox SET status = ?, result = ? WHERE cmd_id = ?');
     this.#runOf = db.prepare('SELECT run_id FROM inbox WHERE cmd_id = ?');
+    this.#kindOf = db.prepare('SELECT kind FROM inbox WHERE cmd_id = ?');
     this.#assignRun = db.prepare('UPDATE inbox SET run_id = ? WHERE cmd_id = ?');
   }
 
@@ -212,6 +214,11 @@ export class GatewayStore {
   /** The run a command is about (for run.start: the run it created), if known. */
   commandRun(cmdId: string): string | null {
     return this.#runOf.get(cmdId)?.run_id ?? null;
+  }
+
+  /** The kind of a stored command (as the gateway sent it), if the command is known. */
+  commandKind(cmdId: string): string | null {
+    return this.#kindOf.get(cmdId)?.kind ?? null;
   }
 
   /** Remembers the run id chosen for a run.start before the run is submitted. */

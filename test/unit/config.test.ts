@@ -68,6 +68,7 @@ describe('daemon settings precedence', () => {
       maxQueuedRuns: 1000,
       killGraceMs: 10_000,
       stepEnv: 'inherit',
+      metricsListen: null,
     });
   });
 
@@ -93,6 +94,31 @@ describe('daemon settings precedence', () => {
   it('a bad gateway URL from the environment names its source', () => {
     expect(() => resolveDaemonSettings(root, {}, {}, { CHARTER_GATEWAY_URL: 'not a url' })).toThrow(
       /CHARTER_GATEWAY_URL: must be an http/,
+    );
+  });
+
+  it('metrics: --metrics wins over daemon.metrics.listen; loopback only unless allowed', () => {
+    const withMetrics = { daemon: { metrics: { listen: '127.0.0.1:9464' } } };
+    expect(resolveDaemonSettings(root, withMetrics, {}, {}).metricsListen).toEqual({
+      host: '127.0.0.1',
+      port: 9464,
+    });
+    expect(resolveDaemonSettings(root, withMetrics, { metricsListen: '[::1]:0' }, {}).metricsListen).toEqual({
+      host: '::1',
+      port: 0,
+    });
+    expect(() =>
+      resolveDaemonSettings(root, { daemon: { metrics: { listen: '0.0.0.0:9464' } } }, {}, {}),
+    ).toThrow(/daemon\.metrics\.listen: 0\.0\.0\.0 is not a loopback address.*--metrics-allow-remote/);
+    expect(() => resolveDaemonSettings(root, {}, { metricsListen: '10.1.2.3:1' }, {})).toThrow(
+      /^--metrics: /,
+    );
+    expect(
+      resolveDaemonSettings(root, {}, { metricsListen: '0.0.0.0:1', metricsAllowRemote: true }, {})
+        .metricsListen,
+    ).toEqual({ host: '0.0.0.0', port: 1 });
+    expect(() => resolveDaemonSettings(root, {}, { metricsListen: 'localhost:99999' }, {})).toThrow(
+      /port from 0 to 65535/,
     );
   });
 });
