@@ -55,6 +55,10 @@ Without a gateway the daemon runs fully, "offline": events are kept in the local
       max: 65_535,
       dependsOn: ['inspect'],
     }),
+    'fresh-store': Flags.boolean({
+      description:
+        'Start with an empty store although identity.json shows a previous one (keeps the daemon id and seq).',
+    }),
     'wait-timeout': Flags.integer({
       description: 'Seconds to wait for a detached daemon to answer.',
       default: 15,
@@ -93,6 +97,7 @@ Without a gateway the daemon runs fully, "offline": events are kept in the local
       ...(flags['log-level'] === undefined ? {} : { logLevel: flags['log-level'] }),
       inspect: flags.inspect,
       ...(flags['inspect-port'] === undefined ? {} : { inspectPort: flags['inspect-port'] }),
+      ...(flags['fresh-store'] ? { freshStore: true } : {}),
     };
 
     if (flags.foreground) {

@@ -8,12 +8,20 @@ import type { DaemonEvent } from '../../machines/daemon.machine.js';
 import type { ControlCall } from '../control/server.js';
 import { errorCatalogue, isErrorCode } from '../errors/catalogue.js';
 import { CharterError, isCharterError } from '../errors/charter-error.js';
-import type { ControlReply, LogFileStatus, StatusResult } from '../protocol/control.js';
+import type {
+  ControlReply,
+  LogFileStatus,
+  RetentionPolicyStatus,
+  StatusResult,
+  StoreBackupResult,
+  StoreStatus,
+} from '../protocol/control.js';
 import { type CommandFrame, commandArgs } from '../protocol/gateway.js';
 import { type ControlParams, methodParams } from '../protocol/methods.js';
 import type { RunDetail } from '../protocol/runs.js';
 import type { RunRecord } from '../store/run-store.js';
 import type { Store } from '../store/store.js';
+import { isCorruptionError } from '../store/store-errors.js';
 import type { StoreHealth } from '../store/store-health.js';
 import type { WorkflowCatalog } from '../workflow/catalog.js';
 import { checkAnswers, coerceInputs } from '../workflow/values.js';
@@ -35,6 +43,8 @@ export interface IntakeDeps {
   readonly health?: StoreHealth;
   /** The log file's figures for `status` (dropped lines, last error). */
   readonly logHealth?: () => LogFileStatus;
+  /** The retention policy, for `status` (absent: no store section in status). */
+  readonly retention?: RetentionPolicyStatus;
 }
 
 const LOG_BATCH = 500;
@@ -73,11 +83,25 @@ export function createIntake(deps: IntakeDeps): Intake {
   const follows = new Map<string, () => void>();
 
   const fail = (io: CallIo, error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
     const wire = isCharterError(error)
       ? error.toWire()
-      : new CharterError('INTERNAL', error instanceof Error ? error.message : String(error)).toWire();
+      : isCorruptionError(error)
+        ? new CharterError('STORE_CORRUPT', `${store.path} is damaged: ${message}`).toWire()
+        : new CharterError('INTERNAL', message).toWire();
     io.reply({ error: wire });
   };
+
+  /** An online copy of the store (SQLite backup API), answered once written. */
+  function backup(path: string, io: CallIo): void {
+    store.backup(path).then(
+      (facts) => {
+        const result: StoreBackupResult = { ...facts, online: true };
+        io.reply({ result });
+      },
+      (error: unknown) => fail(io, error),
+    );
+  }
 
   /** The run, if it exists and has not finished. */
   function liveRun(runId: string): RunRecord {
@@ -201,7 +225,11 @@ export function createIntake(deps: IntakeDeps): Intake {
           io.toRoot({ type: 'control.request', ...call } as DaemonEvent);
           return;
         case 'stop':
+        case 'store.prune':
           io.toRoot({ type: 'control.request', ...call } as DaemonEvent);
+          return;
+        case 'store.backup':
+          backup((call.params as ControlParams<'store.backup'>).path, io);
           return;
         case 'runs.list':
           io.reply({ result: store.runs.list(call.params as ControlParams<'runs.list'>) });
@@ -352,6 +380,24 @@ export function createIntake(deps: IntakeDeps): Intake {
           oldestTs === null ? null : Math.max(0, (Date.now() - Date.parse(oldestTs)) / 1000),
       },
       ...(deps.logHealth === undefined ? {} : { log: deps.logHealth() }),
+      ...(deps.retention === undefined ? {} : { store: storeStatus(deps.retention, count) }),
+    };
+  }
+
+  function storeStatus(policy: RetentionPolicyStatus, backlog: number): StoreStatus {
+    const figures = store.retention.figures();
+    const lastPrune = store.retention.lastPrune();
+    const overBudget = figures.used_bytes > policy.max_store_mb * 1024 * 1024;
+    return {
+      ...figures,
+      policy,
+      last_prune: lastPrune,
+      over_budget: overBudget,
+      over_budget_reason: !overBudget
+        ? null
+        : backlog > 0 && lastPrune?.kept_for_gateway
+          ? `finished runs are kept until the gateway acknowledges their events (${backlog} unacknowledged)`
+          : (lastPrune?.over_budget_reason ?? 'not pruned yet since the store grew past max_store_mb'),
     };
   }
 

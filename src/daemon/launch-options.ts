@@ -15,6 +15,8 @@ export const LaunchOptionsSchema = z.strictObject({
   inspect: z.boolean().default(false),
   inspectPort: z.number().int().min(0).max(65535).optional(),
   maxRuns: z.number().int().min(1).max(1024).optional(),
+  /** Start with an empty store on purpose although identity.json names a previous one. */
+  freshStore: z.boolean().optional(),
 });
 export type LaunchOptions = z.input<typeof LaunchOptionsSchema>;
 

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { type AnyActorRef, createActor, fromPromise, type InspectionEvent, toPromise } from 'xstate';
 import { type DaemonEvent, daemonMachine, type RecoveryReport } from '../../machines/daemon.machine.js';
 import { gatewayLinkMachine } from '../../machines/gateway-link.machine.js';
+import { retentionMachine } from '../../machines/retention.machine.js';
 import { runShardMachine } from '../../machines/run-shard.machine.js';
 import { isCharterError } from '../errors/charter-error.js';
 import { gatewayTokenSource } from '../gateway/token.js';
@@ -18,6 +19,7 @@ import { type DaemonSettings, loadProjectConfig, resolveDaemonSettings } from '.
 import { daemonPaths, resolveProjectRoot } from '../project/paths.js';
 import { readRuntimeFile, writeRuntimeFile } from '../project/runtime-file.js';
 import { Store } from '../store/store.js';
+import { corruptStoreError, isCorruptionError } from '../store/store-errors.js';
 import { StoreHealth } from '../store/store-health.js';
 import { packageVersion } from '../version.js';
 import { WorkflowCatalog } from '../workflow/catalog.js';
@@ -34,6 +36,8 @@ import { clearStaleState, prepareStateDirs } from './state-dir.js';
 import { removeIfSame, type StateWatch, watchStateFiles } from './state-watch.js';
 
 const LIFECYCLE_TYPES = ['daemon.started', 'daemon.stopped'] as const;
+/** The first automatic prune, after start (later ones every retention.interval_minutes). */
+const FIRST_PRUNE_MS = 10_000;
 /** The stop reason when the lock file or the socket is gone or replaced. */
 const STATE_REMOVED = 'state directory removed';
 
@@ -92,8 +96,9 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
         'cleaned up after a daemon that did not exit cleanly',
       );
     }
-    store = Store.open(paths.storePath);
+    store = Store.open(paths.storePath, { identityPath: paths.identityPath, freshStore: options.freshStore });
     const openStore = store;
+    logger.info({ ...store.openReport, daemonId: store.daemonId }, 'store opened');
     const epoch = store.beginEpoch();
     if (options.inspect) inspector = await startInspector(options.inspectPort ?? 0, logger);
 
@@ -108,7 +113,20 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           'a store write failed: the daemon keeps serving',
         );
     });
-    const intake = createIntake({ store: openStore, catalog, followers, health, logHealth: log.status });
+    const retention = settings.retention;
+    const intake = createIntake({
+      store: openStore,
+      catalog,
+      followers,
+      health,
+      logHealth: log.status,
+      retention: {
+        max_age_days: retention.maxAgeDays,
+        max_finished_runs: retention.maxFinishedRuns,
+        max_store_mb: retention.maxStoreMb,
+        interval_minutes: retention.intervalMinutes,
+      },
+    });
     crashes = new CrashRecorder(openStore, health, logger);
     const crashRecorder = crashes;
     // The root, once created: gateway commands enter the actor system through it.
@@ -131,13 +149,22 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           if (previousShutdown === 'unclean') {
             logger.warn({ lastSeq: last?.seq }, 'the previous daemon did not journal a clean stop');
           }
-          const runs = await recoverRuns(
-            openStore,
-            catalog,
-            logger.child({ component: 'recovery' }),
-            settings.killGraceMs,
-          );
-          return { previousShutdown, ...runs };
+          try {
+            const runs = await recoverRuns(
+              openStore,
+              catalog,
+              logger.child({ component: 'recovery' }),
+              settings.killGraceMs,
+            );
+            return { previousShutdown, ...runs };
+          } catch (error) {
+            // Damage the start-up check could not see (the file looked unchanged): say so plainly.
+            if (isCorruptionError(error)) {
+              const corrupt = corruptStoreError(openStore.path, error);
+              logger.fatal({ code: corrupt.code, err: corrupt }, describe(corrupt));
+            }
+            throw error;
+          }
         }),
         gatewayLink: gatewayLinkMachine.provide({
           actors: {
@@ -153,6 +180,25 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
               token: tokens.read,
               applyCommand: (command) => intake.applyGatewayCommand(command, toRoot),
               onStoreError: (error) => health.failed(error),
+            }),
+          },
+        }),
+        retention: retentionMachine.provide({
+          actors: {
+            prune: fromPromise(async ({ input, signal }) => {
+              const report = await openStore.retention.prune({
+                policy: retention,
+                dryRun: input.dryRun,
+                // With a gateway configured, what it has not acknowledged is kept.
+                protectUnacked: settings.gatewayUrl !== null,
+                runsDir: join(paths.stateDir, 'runs'),
+                signal,
+              });
+              if (!report.dry_run) {
+                openStore.saveIdentity(false);
+                logger.info({ ...report }, `store pruned: ${report.runs} run(s), ${report.events} event(s)`);
+              }
+              return { ...report };
             }),
           },
         }),
@@ -232,6 +278,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
         drainTimeoutMs: settings.drainTimeoutMs,
         maxRuns: settings.maxRuns,
         maxQueuedRuns: settings.maxQueuedRuns,
+        retention: { intervalMs: retention.intervalMinutes * 60_000, firstDelayMs: FIRST_PRUNE_MS },
       },
       logger: (...args: unknown[]) => logger.debug({ args }, 'xstate log'),
       ...(inspector === undefined ? {} : { inspect: inspector.inspect }),
@@ -254,7 +301,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
         if (announced || !snapshot.matches('serving')) return;
         announced = true;
         // Commands stored before a crash but never applied: apply them now (at most once each).
-        for (const pending of openStore.gateway.pendingCommands()) {
+        for (const pending of pendingCommands(openStore, logger)) {
           intake.applyGatewayCommand(
             {
               op: 'command',
@@ -321,6 +368,17 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     store?.close();
     lock.release();
     log.close();
+  }
+}
+
+/** Pending gateway commands; a store that cannot be read here is logged, never thrown at the subscriber. */
+function pendingCommands(store: Store, logger: Logger): ReturnType<Store['gateway']['pendingCommands']> {
+  try {
+    return store.gateway.pendingCommands();
+  } catch (error) {
+    const code = isCorruptionError(error) ? 'STORE_CORRUPT' : 'STORE_FAILED';
+    logger.error({ err: error, code }, `pending gateway commands cannot be read (${code})`);
+    return [];
   }
 }
 

@@ -33,6 +33,16 @@ export const ProjectConfigSchema = z.looseObject({
       max_queued_runs: z.number().int().min(1).max(1_000_000).optional(),
       /** After SIGTERM, how long a step's processes get before SIGKILL (cancel, timeout). */
       kill_grace_seconds: seconds(3600).optional(),
+      /** Which finished runs the store keeps (docs/operations.md, Retention). */
+      retention: z
+        .strictObject({
+          max_age_days: z.number().positive().max(36_500).optional(),
+          max_finished_runs: z.number().int().min(0).max(100_000_000).optional(),
+          max_store_mb: z.number().positive().max(1_048_576).optional(),
+          /** Between automatic prunes. */
+          interval_minutes: z.number().min(1).max(10_080).optional(),
+        })
+        .optional(),
     })
     .optional(),
 });
@@ -75,6 +85,14 @@ export interface DaemonSettings {
   readonly maxRuns: number;
   readonly maxQueuedRuns: number;
   readonly killGraceMs: number;
+  readonly retention: RetentionSettings;
+}
+
+export interface RetentionSettings {
+  readonly maxAgeDays: number;
+  readonly maxFinishedRuns: number;
+  readonly maxStoreMb: number;
+  readonly intervalMinutes: number;
 }
 
 export interface SettingOverrides {
@@ -118,5 +136,11 @@ export function resolveDaemonSettings(
     maxRuns: overrides.maxRuns ?? config.daemon?.max_runs ?? 4,
     maxQueuedRuns: config.daemon?.max_queued_runs ?? 1000,
     killGraceMs: Math.round((config.daemon?.kill_grace_seconds ?? 10) * 1000),
+    retention: {
+      maxAgeDays: config.daemon?.retention?.max_age_days ?? 30,
+      maxFinishedRuns: config.daemon?.retention?.max_finished_runs ?? 10_000,
+      maxStoreMb: config.daemon?.retention?.max_store_mb ?? 1024,
+      intervalMinutes: config.daemon?.retention?.interval_minutes ?? 60,
+    },
   };
 }

@@ -3,7 +3,12 @@
  * the transport's own and is handled before these).
  */
 import type * as z from 'zod/mini';
-import { StatusParamsSchema, StopParamsSchema } from './control.js';
+import {
+  StatusParamsSchema,
+  StopParamsSchema,
+  StoreBackupParamsSchema,
+  StorePruneParamsSchema,
+} from './control.js';
 import {
   GateDecideParamsSchema,
   InputSubmitParamsSchema,
@@ -24,6 +29,8 @@ export const methodParams = {
   'input.submit': InputSubmitParamsSchema,
   'run.cancel': RunCancelParamsSchema,
   'run.logs': RunLogsParamsSchema,
+  'store.prune': StorePruneParamsSchema,
+  'store.backup': StoreBackupParamsSchema,
 } as const;
 
 export type ControlMethod = keyof typeof methodParams;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CharterError } from '../../src/errors/charter-error.js';
-import { loadProjectConfig, resolveDaemonSettings } from '../../src/project/config.js';
+import { loadProjectConfig, ProjectConfigSchema, resolveDaemonSettings } from '../../src/project/config.js';
 
 const dirs: string[] = [];
 function projectWith(yml: string): string {
@@ -67,7 +67,25 @@ describe('daemon settings precedence', () => {
       maxRuns: 4,
       maxQueuedRuns: 1000,
       killGraceMs: 10_000,
+      retention: { maxAgeDays: 30, maxFinishedRuns: 10_000, maxStoreMb: 1024, intervalMinutes: 60 },
     });
+  });
+
+  it('reads daemon.retention, and refuses unknown keys in it', () => {
+    const settings = resolveDaemonSettings(
+      root,
+      { daemon: { retention: { max_finished_runs: 100, max_store_mb: 64 } } },
+      {},
+      {},
+    );
+    expect(settings.retention).toEqual({
+      maxAgeDays: 30,
+      maxFinishedRuns: 100,
+      maxStoreMb: 64,
+      intervalMinutes: 60,
+    });
+    expect(ProjectConfigSchema.safeParse({ daemon: { retention: { max_runs: 1 } } }).success).toBe(false);
+    expect(ProjectConfigSchema.safeParse({ daemon: { retention: { max_store_mb: 0 } } }).success).toBe(false);
   });
 
   it('charter.yml, then the environment, then flags win', () => {
