@@ -185,7 +185,11 @@ export class Store {
           `${path} is ${existsSync(path) ? 'empty' : 'missing'}, but ${options.identityPath} names daemon ${identity.daemon_id} (seq up to ${identity.seq_high_water}): refusing to start a new history silently`,
         );
       }
-      const cleanSince = existed && sameFingerprint(identity?.closed_store, fingerprintOf(path));
+      // A WAL left behind means an unclean stop: the file changed since it was last checked.
+      const cleanSince =
+        existed &&
+        !existsSync(`${path}-wal`) &&
+        sameFingerprint(identity?.closed_store, fingerprintOf(path));
       if (existed) checkHeader(path);
       // Create the file ourselves so it is private from the start; SQLite gives the -wal and
       // -shm files the same mode as the database.
@@ -194,8 +198,7 @@ export class Store {
       applyPragmas(db);
       refuseNewer(db);
       const started = performance.now();
-      // A WAL left behind means an unclean stop: the file changed since it was last checked.
-      const light = cleanSince && !existsSync(`${path}-wal`);
+      const light = cleanSince;
       if (light) lightCheck(db, path);
       else if (existed) fullCheck(db, path);
       const checkMs = performance.now() - started;
