@@ -187,9 +187,7 @@ export class Store {
       }
       // A WAL left behind means an unclean stop: the file changed since it was last checked.
       const cleanSince =
-        existed &&
-        !existsSync(`${path}-wal`) &&
-        sameFingerprint(identity?.closed_store, fingerprintOf(path));
+        existed && !existsSync(`${path}-wal`) && sameFingerprint(identity?.closed_store, fingerprintOf(path));
       if (existed) checkHeader(path);
       // Create the file ourselves so it is private from the start; SQLite gives the -wal and
       // -shm files the same mode as the database.
