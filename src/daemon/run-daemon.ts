@@ -36,8 +36,8 @@ import { clearStaleState, prepareStateDirs } from './state-dir.js';
 import { removeIfSame, type StateWatch, watchStateFiles } from './state-watch.js';
 
 const LIFECYCLE_TYPES = ['daemon.started', 'daemon.stopped'] as const;
-/** The first automatic prune, after start (later ones every retention.interval_minutes). */
-const FIRST_PRUNE_MS = 10_000;
+/** The first automatic prune comes this long after start, or after one interval if shorter. */
+const FIRST_PRUNE_MS = 5 * 60_000;
 /** The stop reason when the lock file or the socket is gone or replaced. */
 const STATE_REMOVED = 'state directory removed';
 
@@ -278,7 +278,10 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
         drainTimeoutMs: settings.drainTimeoutMs,
         maxRuns: settings.maxRuns,
         maxQueuedRuns: settings.maxQueuedRuns,
-        retention: { intervalMs: retention.intervalMinutes * 60_000, firstDelayMs: FIRST_PRUNE_MS },
+        retention: {
+          intervalMs: retention.intervalMinutes * 60_000,
+          firstDelayMs: Math.min(FIRST_PRUNE_MS, retention.intervalMinutes * 60_000),
+        },
       },
       logger: (...args: unknown[]) => logger.debug({ args }, 'xstate log'),
       ...(inspector === undefined ? {} : { inspect: inspector.inspect }),
