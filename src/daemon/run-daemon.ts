@@ -322,6 +322,15 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           socket_path: paths.socketPath,
           version: packageVersion,
           started_at: startedAt,
+          launch: {
+            foreground: options.foreground,
+            ...(options.gatewayUrl === undefined ? {} : { gatewayUrl: options.gatewayUrl }),
+            ...(options.gatewayTokenFile === undefined ? {} : { gatewayTokenFile: options.gatewayTokenFile }),
+            ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
+            ...(options.maxRuns === undefined ? {} : { maxRuns: options.maxRuns }),
+            inspect: options.inspect,
+            ...(options.inspectPort === undefined ? {} : { inspectPort: options.inspectPort }),
+          },
         });
         logger.info(
           { socket: paths.socketPath, project: projectRoot, gateway: settings.gatewayUrl ?? 'offline' },

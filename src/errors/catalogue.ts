@@ -47,7 +47,7 @@ export const errorCatalogue = {
   },
   PROTOCOL_MISMATCH: {
     title: 'the CLI and the daemon speak different control protocol versions',
-    hint: 'Restart the daemon with this CLI: `charter-daemon stop && charter-daemon start` (stop falls back to SIGTERM).',
+    hint: 'Restart the daemon with this CLI: `charter-daemon restart` (its stop falls back to SIGTERM).',
     exitCode: 1,
   },
   BAD_RESPONSE: {

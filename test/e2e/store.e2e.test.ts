@@ -9,6 +9,7 @@ import {
   copyFileSync,
   mkdirSync,
   openSync,
+  readFileSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -310,5 +311,33 @@ describe('store health', () => {
     const current = await status(root);
     expect(current.daemon_id).toBe(daemonId);
     expect(current.runs.succeeded).toBe(0);
+  }, 60_000);
+});
+
+describe('upgrades', () => {
+  it('restart drains, stops and starts again with the same flags; a run waiting at a gate survives', async () => {
+    const root = project();
+    expect(
+      (await cli(['start', '--max-runs', '2', '--log-level', 'debug', '--project-path', root])).code,
+    ).toBe(0);
+    const [gated] = await submit(root, 'gated', 1);
+    await waitForRuns(root, (runs) => runs.waiting === 1);
+    const before = await status(root);
+
+    const restarted = await cli(['restart', '--json', '--project-path', root]);
+    expect(restarted.code, restarted.stderr).toBe(0);
+    const result = parseJson<{ was_running: boolean; old_pid: number; pid: number }>(restarted.stdout);
+    expect(result).toMatchObject({ was_running: true, old_pid: before.pid });
+    expect(result.pid).not.toBe(before.pid);
+    expect(daemonPids(root)).toEqual([result.pid]);
+    const runtime = parseJson<{ launch: { maxRuns: number; logLevel: string } }>(
+      readFileSync(daemonPaths(root).runtimeFile, 'utf8'),
+    );
+    expect(runtime.launch).toMatchObject({ maxRuns: 2, logLevel: 'debug', foreground: false });
+    expect((await status(root)).daemon_id).toBe(before.daemon_id);
+    expect((await listAll(root, 'waiting')).map((run) => run.run_id)).toEqual([gated]);
+    const approve = await cli(['resume', gated as string, '--approve', '--project-path', root]);
+    expect(approve.code, approve.stderr).toBe(0);
+    await waitForRuns(root, (runs) => runs.succeeded === 1);
   }, 60_000);
 });
