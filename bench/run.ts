@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: start-up cost of the charter-daemon CLI and of the daemon itself, runs, and the
  * gateway link, measured in one run against baselines measured in the same run. See bench/README.md.
- * `npm run bench -- --only reconnect` runs section 10 (the reconnect policy) alone.
+ * `npm run bench -- --only reconnect` runs section 10 (the reconnect policy) alone, `--only history`
+ * (or `npm run bench:history`) section 11 (costs as history grows).
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gatewayBench, killGatewayChildren, printGateway } from './gateway.js';
 import { printReconnectPolicy, reconnectPolicyBench } from './gateway-reconnect.js';
+import { historyBench, printHistory } from './history.js';
 import { round1, roundStats, type Stats, summarize, timeNodeOk } from './measure.js';
 import { printRuns, runsBench } from './runs.js';
 
@@ -25,9 +27,10 @@ const cli = join(repoRoot, 'dist/src/cli/run.js');
 const baselineDir = join(repoRoot, 'dist/bench/baseline-oclif');
 const resultsPath = join(repoRoot, 'dist/bench/results.json');
 const reconnectResultsPath = join(repoRoot, 'dist/bench/results-reconnect.json');
+const historyResultsPath = join(repoRoot, 'dist/bench/results-history.json');
 
 /** The sections that can run alone (`--only NAME`). */
-const SECTIONS = ['reconnect'] as const;
+const SECTIONS = ['reconnect', 'history'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** `--only NAME` (or `--only=NAME`): that section alone; undefined: everything. */
@@ -189,6 +192,20 @@ async function reconnectOnly(): Promise<void> {
   });
 }
 
+/** Section 11 alone, with its own results file. */
+async function historyOnly(): Promise<void> {
+  console.log(machineLine());
+  const history = await historyBench(host);
+  printHistory(history, verdict);
+  writeResults(historyResultsPath, {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpus: cpus().length,
+    history,
+  });
+}
+
 async function main(): Promise<void> {
   prepareBaseline();
 
@@ -271,6 +288,10 @@ async function main(): Promise<void> {
   const reconnect = await reconnectPolicyBench(host);
   printReconnectPolicy(reconnect, verdict);
 
+  // 11. Costs as history grows: 0, 10,000 and 100,000 finished runs; pruning.
+  const history = await historyBench(host);
+  printHistory(history, verdict);
+
   const results = {
     date: new Date().toISOString(),
     node: process.version,
@@ -298,7 +319,13 @@ async function main(): Promise<void> {
       integrity: gateway.integrity,
     },
     gateway_reconnect_policy: { restarts: reconnect.restarts, flapping: reconnect.flapping },
-    goals: { ...goals, ...runs.goals, ...gateway.goals, ...reconnect.goals },
+    history: {
+      rows: history.rows,
+      prune: history.prune,
+      size_prune: history.size_prune,
+      flowing: history.flowing,
+    },
+    goals: { ...goals, ...runs.goals, ...gateway.goals, ...reconnect.goals, ...history.goals },
   };
   writeResults(resultsPath, results);
 }
@@ -313,6 +340,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 try {
   const only = onlySection(process.argv.slice(2));
   if (only === 'reconnect') await reconnectOnly();
+  else if (only === 'history') await historyOnly();
   else await main();
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);
