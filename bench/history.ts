@@ -49,6 +49,12 @@ export interface HistoryResults {
   readonly size_prune: { readonly max_store_mb: number; readonly report: PruneReportResult };
   readonly flowing: {
     readonly runs: number;
+    /** The same flow without pruning, for comparison. */
+    readonly baseline: {
+      readonly seconds: number;
+      readonly status_p99_ms: number;
+      readonly status_max_ms: number;
+    };
     readonly seconds: number;
     readonly prunes: number;
     readonly status_p99_ms: number;
@@ -254,7 +260,8 @@ export async function historyBench(host: HistoryHost): Promise<HistoryResults> {
   const sizeReport = await prune(connection);
 
   // Runs flowing while a prune runs every 2 s (the policy keeps the store at its budget).
-  const flow = await flowing(project, connection);
+  const baseline = await flowing(project, connection, false);
+  const flow = { ...(await flowing(project, connection, true)), baseline };
   connection.close();
   await host.stopDaemon(project);
 
@@ -280,7 +287,11 @@ export async function historyBench(host: HistoryHost): Promise<HistoryResults> {
   };
 }
 
-async function flowing(project: string, connection: ControlConnection): Promise<HistoryResults['flowing']> {
+async function flowing(
+  project: string,
+  connection: ControlConnection,
+  pruning: boolean,
+): Promise<Omit<HistoryResults['flowing'], 'baseline'>> {
   const dir = join(project, 'workflows', 'quick');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'manifest.yml'), 'id: quick\nname: quick\n');
@@ -292,7 +303,7 @@ async function flowing(project: string, connection: ControlConnection): Promise<
   const started = performance.now();
   const poll = pollStatus(await connect(project), 20);
   let prunes = 0;
-  let flowingNow = true;
+  let flowingNow = pruning;
   const pruner = (async () => {
     while (flowingNow) {
       await prune(connection);
@@ -357,7 +368,8 @@ export function printHistory(results: HistoryResults, verdict: (ok: boolean) => 
   );
   const f = results.flowing;
   console.log(
-    `  ${f.runs} runs flowing with a prune every 2 s: ${f.seconds} s, ${f.prunes} prunes, status p99 ${f.status_p99_ms} ms, max ${f.status_max_ms} ms`,
+    `  ${f.runs} runs flowing with a prune every 2 s: ${f.seconds} s, ${f.prunes} prunes, status p99 ${f.status_p99_ms} ms, max ${f.status_max_ms} ms` +
+      ` (without pruning: ${f.baseline.seconds} s, status p99 ${f.baseline.status_p99_ms} ms, max ${f.baseline.status_max_ms} ms)`,
   );
   for (const [goal, ok] of Object.entries(results.goals)) console.log(`  ${verdict(ok)} ${goal}`);
 }
