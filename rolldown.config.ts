@@ -11,6 +11,7 @@ import { defineConfig } from 'rolldown';
 
 const commandsDir = 'dist/commands';
 const lazyDaemonModules = /[\\/]dist[\\/]src[\\/](daemon[\\/]|cli[\\/]launcher\.js)/;
+const topicCommand = /[\\/]dist[\\/]commands[\\/][^\\/]+[\\/][^\\/]+\.js$/;
 
 /** Command files, topics included (`runs/list.js`), relative to dist/commands. */
 const commandFiles = (readdirSync(commandsDir, { recursive: true }) as string[]).filter((file) =>
@@ -21,8 +22,10 @@ export default commandFiles.map((file) =>
   defineConfig({
     input: { [file.replace(/\.js$/, '')]: `${commandsDir}/${file}` },
     platform: 'node',
-    external: (id, _importer, isResolved) => {
-      if (isResolved) return lazyDaemonModules.test(id);
+    external: (id, importer, isResolved) => {
+      // A command in a topic folder (store/recover.js) bundles the daemon modules it imports:
+      // rolldown writes the relative path of an external one level too deep for such entries.
+      if (isResolved) return lazyDaemonModules.test(id) && !topicCommand.test(importer ?? '');
       if (id.startsWith('.') || id.startsWith('/')) return false;
       return !(id === 'zod' || id.startsWith('zod/'));
     },

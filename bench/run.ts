@@ -3,7 +3,8 @@
  * gateway link, measured in one run against baselines measured in the same run. See bench/README.md.
  * `npm run bench -- --only reconnect` runs section 10 (the reconnect policy) alone, `--only masking`
  * section 11 (the cost of masking secrets in step output), `--only monitoring` section 12 (metrics,
- * /metrics scrapes, top).
+ * /metrics scrapes, top), `--only history` (or `npm run bench:history`) section 13 (costs as
+ * history grows).
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gatewayBench, killGatewayChildren, printGateway } from './gateway.js';
 import { printReconnectPolicy, reconnectPolicyBench } from './gateway-reconnect.js';
+import { historyBench, printHistory } from './history.js';
 import { maskingBench, printMasking } from './masking.js';
 import { round1, roundStats, type Stats, summarize, timeNodeOk } from './measure.js';
 import { monitoringBench, printMonitoring } from './monitoring.js';
@@ -31,9 +33,10 @@ const resultsPath = join(repoRoot, 'dist/bench/results.json');
 const reconnectResultsPath = join(repoRoot, 'dist/bench/results-reconnect.json');
 const maskingResultsPath = join(repoRoot, 'dist/bench/results-masking.json');
 const monitoringResultsPath = join(repoRoot, 'dist/bench/results-monitoring.json');
+const historyResultsPath = join(repoRoot, 'dist/bench/results-history.json');
 
 /** The sections that can run alone (`--only NAME`). */
-const SECTIONS = ['reconnect', 'masking', 'monitoring'] as const;
+const SECTIONS = ['reconnect', 'masking', 'monitoring', 'history'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** `--only NAME` (or `--only=NAME`): that section alone; undefined: everything. */
@@ -225,6 +228,20 @@ async function monitoringOnly(): Promise<void> {
   });
 }
 
+/** Section 13 alone, with its own results file. */
+async function historyOnly(): Promise<void> {
+  console.log(machineLine());
+  const history = await historyBench(host);
+  printHistory(history, verdict);
+  writeResults(historyResultsPath, {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpus: cpus().length,
+    history,
+  });
+}
+
 async function main(): Promise<void> {
   prepareBaseline();
 
@@ -315,6 +332,10 @@ async function main(): Promise<void> {
   const monitoring = await monitoringBench(host);
   printMonitoring(monitoring, verdict);
 
+  // 13. Costs as history grows: 0, 10,000 and 100,000 finished runs; pruning.
+  const history = await historyBench(host);
+  printHistory(history, verdict);
+
   const results = {
     date: new Date().toISOString(),
     node: process.version,
@@ -344,6 +365,12 @@ async function main(): Promise<void> {
     gateway_reconnect_policy: { restarts: reconnect.restarts, flapping: reconnect.flapping },
     masking,
     monitoring,
+    history: {
+      rows: history.rows,
+      prune: history.prune,
+      size_prune: history.size_prune,
+      flowing: history.flowing,
+    },
     goals: {
       ...goals,
       ...runs.goals,
@@ -351,6 +378,7 @@ async function main(): Promise<void> {
       ...reconnect.goals,
       ...masking.goals,
       ...monitoring.goals,
+      ...history.goals,
     },
   };
   writeResults(resultsPath, results);
@@ -368,6 +396,7 @@ try {
   if (only === 'reconnect') await reconnectOnly();
   else if (only === 'masking') await maskingOnly();
   else if (only === 'monitoring') await monitoringOnly();
+  else if (only === 'history') await historyOnly();
   else await main();
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);

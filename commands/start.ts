@@ -67,6 +67,10 @@ Without a gateway the daemon runs fully, "offline": events are kept in the local
     'metrics-allow-remote': Flags.boolean({
       description: 'Allow a --metrics address that is not loopback (the endpoint has no authentication).',
     }),
+    'fresh-store': Flags.boolean({
+      description:
+        'Start with an empty store although identity.json shows a previous one (keeps the daemon id and seq).',
+    }),
     'wait-timeout': Flags.integer({
       description: 'Seconds to wait for a detached daemon to answer.',
       default: 15,
@@ -120,6 +124,7 @@ Without a gateway the daemon runs fully, "offline": events are kept in the local
       ...(flags['inspect-port'] === undefined ? {} : { inspectPort: flags['inspect-port'] }),
       ...(metrics === undefined ? {} : { metricsListen: metrics }),
       metricsAllowRemote: flags['metrics-allow-remote'],
+      ...(flags['fresh-store'] ? { freshStore: true } : {}),
     };
 
     if (flags.foreground) {

@@ -21,6 +21,7 @@ import type {
 } from '../src/protocol/control.js';
 import { emptyRunCounts, isFinalRunState } from '../src/protocol/run-counts.js';
 import { gatewayLinkMachine, type LinkReport } from './gateway-link.machine.js';
+import { type RetentionInput, type RetentionReport, retentionMachine } from './retention.machine.js';
 import type { RunCommand, RunPlan, RunReport, RunResume, RunStateReport } from './run.machine.js';
 import { RUN_SHARDS, runShardMachine, shardOf } from './run-shard.machine.js';
 
@@ -47,6 +48,8 @@ export interface DaemonInput {
   readonly maxRuns: number;
   /** Runs waiting for a slot at most; past it submissions are refused. */
   readonly maxQueuedRuns: number;
+  /** When the store is pruned (see retention.machine.ts); absent: no pruning. */
+  readonly retention?: RetentionInput;
 }
 
 /** A run found unfinished in the store at start-up, to be given its actor again. */
@@ -113,11 +116,13 @@ export interface DaemonContext {
   drainTimedOut: boolean;
   /** Set when the daemon stops because something failed; the process then exits non-zero. */
   failure: string | null;
+  readonly retention: RetentionInput | null;
 }
 
 export type ControlRequestEvent =
   | { type: 'control.request'; key: string; method: 'status'; params: Record<string, never> }
-  | { type: 'control.request'; key: string; method: 'stop'; params: StopParams };
+  | { type: 'control.request'; key: string; method: 'stop'; params: StopParams }
+  | { type: 'control.request'; key: string; method: 'store.prune'; params: { dry_run?: boolean } };
 
 /** A validated submission (the intake checked the workflow and coerced the inputs). */
 export type RunSubmitEvent = {
@@ -148,6 +153,7 @@ export type DaemonEvent =
   | RunStoredEvent
   | RunReport
   | LinkReport
+  | RetentionReport
   | { type: 'control.listening' }
   | { type: 'control.failed'; message: string }
   | { type: 'daemon.stop'; reason: string; timeoutMs?: number }
@@ -262,6 +268,8 @@ export const daemonMachine = setup({
     runShard: runShardMachine,
     // Provided with its real transport by the wiring.
     gatewayLink: gatewayLinkMachine,
+    // Provided with the real pruning by the wiring.
+    retention: retentionMachine,
   },
   actions: {
     /** Appends a lifecycle entry to the durable journal; provided by the wiring. */
@@ -452,6 +460,32 @@ export const daemonMachine = setup({
             }
           : context.gateway,
     }),
+    startRetention: enqueueActions(({ context, enqueue }) => {
+      if (context.retention === null) return;
+      enqueue.spawnChild('retention', { id: 'retention', systemId: 'retention', input: context.retention });
+    }),
+    forwardPrune: sendTo('retention', ({ event }) => {
+      const request = event as Extract<ControlRequestEvent, { method: 'store.prune' }>;
+      return {
+        type: 'retention.request' as const,
+        key: request.key,
+        dryRun: request.params.dry_run ?? false,
+      };
+    }),
+    /** A prune's outcome, to every caller it answers. */
+    replyPruned: enqueueActions(({ event, enqueue }) => {
+      if (event.type !== 'store.pruned' && event.type !== 'store.pruneFailed') return;
+      for (const key of event.keys) {
+        enqueue.sendTo('control', {
+          type: 'control.reply',
+          key,
+          reply:
+            event.type === 'store.pruned'
+              ? { result: event.report }
+              : { error: { code: 'STORE_FAILED', message: `pruning failed: ${event.message}` } },
+        } as ControlActorEvent);
+      }
+    }),
     startGateway: enqueueActions(({ context, enqueue }) => {
       enqueue.spawnChild('gatewayLink', {
         id: 'gateway',
@@ -482,6 +516,9 @@ export const daemonMachine = setup({
   guards: {
     isStatusRequest: ({ event }) => event.type === 'control.request' && event.method === 'status',
     isStopRequest: ({ event }) => event.type === 'control.request' && event.method === 'stop',
+    isPruneRequest: ({ event }) => event.type === 'control.request' && event.method === 'store.prune',
+    retentionOff: ({ context, event }) =>
+      event.type === 'control.request' && event.method === 'store.prune' && context.retention === null,
     noActiveWork: ({ context }) => context.activeWork.length === 0 && executing(context) === 0,
     queueFull: ({ context }) => context.liveCounts.queued + context.submitting >= context.maxQueuedRuns,
     runGone: ({ context, event }) => event.type === 'run.command' && context.runs[event.runId] === undefined,
@@ -530,6 +567,7 @@ export const daemonMachine = setup({
     stopReason: null,
     drainTimedOut: false,
     failure: null,
+    retention: input.retention ?? null,
   }),
   initial: 'booting',
   on: {
@@ -579,6 +617,8 @@ export const daemonMachine = setup({
       { actions: 'forwardCommand' },
     ],
     'run.answer': { actions: 'replyAnswer' },
+    'store.pruned': { actions: 'replyPruned' },
+    'store.pruneFailed': { actions: 'replyPruned' },
     // A new run, stored: registered, given its actor, acknowledged (also while draining: it was
     // accepted before the drain began, and waits queued for the next start).
     'run.stored': {
@@ -673,6 +713,7 @@ export const daemonMachine = setup({
         'startShards',
         'restoreRuns',
         'startGateway',
+        'startRetention',
       ],
       on: {
         'run.state': { actions: ['trackRun', 'admitRuns'] },
@@ -709,6 +750,14 @@ export const daemonMachine = setup({
             target: 'draining',
             actions: ['acceptStopRequest', { type: 'replyStopAccepted', params: { alreadyStopping: false } }],
           },
+          {
+            guard: 'retentionOff',
+            actions: {
+              type: 'replyError',
+              params: { code: 'INTERNAL', message: 'this daemon was started without retention' },
+            },
+          },
+          { guard: 'isPruneRequest', actions: 'forwardPrune' },
         ],
         'daemon.stop': { target: 'draining', actions: 'acceptStopRequest' },
         'control.failed': {
@@ -749,6 +798,13 @@ export const daemonMachine = setup({
           {
             guard: 'isStopRequest',
             actions: { type: 'replyStopAccepted', params: { alreadyStopping: true } },
+          },
+          {
+            guard: 'isPruneRequest',
+            actions: {
+              type: 'replyError',
+              params: { code: 'DRAINING', message: 'the daemon is stopping: no prune now' },
+            },
           },
         ],
       },

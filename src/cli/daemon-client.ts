@@ -45,7 +45,7 @@ export async function connectToDaemon(
   if (daemonVersion !== undefined && daemonVersion !== packageVersion) {
     warn(
       `this CLI is charter-daemon ${packageVersion} but the running daemon is ${daemonVersion}; ` +
-        'restart it to use this version: charter-daemon stop && charter-daemon start',
+        'restart it to use this version: charter-daemon restart',
     );
   }
   return connection;

@@ -287,3 +287,15 @@ export class EntryPrinter {
     this.#stdoutAtLineStart = true;
   }
 }
+
+/** Bytes as "512 B", "3.4 KiB", "12.0 MiB", "1.2 GiB". */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}

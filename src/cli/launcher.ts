@@ -56,6 +56,14 @@ export async function launchDetached(
       if (!hasCode(error, 'DAEMON_NOT_RUNNING')) throw error;
     }
     if (exitCode !== undefined && exitCode !== EXIT_ALREADY_RUNNING) {
+      // A store the daemon refused is reported under its own code: the hint names the next step.
+      const refusal = storeRefusal(target, spawnedAt);
+      if (refusal !== undefined) {
+        throw new CharterError(
+          refusal.code,
+          `the daemon refused to start: ${refusal.message}\n(log: ${target.paths.logPath})`,
+        );
+      }
       throw new CharterError(
         'START_FAILED',
         `the daemon exited with code ${exitCode}: ${failureReason(target, spawnedAt)}`,
@@ -96,6 +104,35 @@ function spawnDaemon(
   } finally {
     closeSync(output);
   }
+}
+
+/** Codes of a store the daemon refuses to run on: `start` fails with the code itself. */
+const STORE_REFUSALS = ['STORE_CORRUPT', 'STORE_MISSING', 'STORE_TOO_NEW'] as const;
+type StoreRefusal = (typeof STORE_REFUSALS)[number];
+
+/** The store refusal in the daemon's fatal log lines since the spawn, if that is why it exited. */
+function storeRefusal(
+  target: ProjectTarget,
+  since: number,
+): { code: StoreRefusal; message: string } | undefined {
+  for (const line of tail(target.paths.logPath, 64 * 1024).reverse()) {
+    try {
+      const entry = JSON.parse(line) as {
+        level?: number;
+        time?: string;
+        code?: unknown;
+        msg?: string;
+        err?: { message?: string };
+      };
+      if ((entry.level ?? 0) < 50 || entry.time === undefined || Date.parse(entry.time) < since - 1000)
+        continue;
+      const code = STORE_REFUSALS.find((refusal) => refusal === entry.code);
+      if (code !== undefined) return { code, message: entry.err?.message ?? entry.msg ?? code };
+    } catch {
+      // a partial line at the start of the tail
+    }
+  }
+  return undefined;
 }
 
 /** The daemon's own words for why it failed: its last error log lines since the spawn, and daemon.out. */

@@ -9,7 +9,14 @@ import type { ControlCall } from '../control/server.js';
 import { type ErrorCode, errorCatalogue, isErrorCode } from '../errors/catalogue.js';
 import { CharterError, isCharterError } from '../errors/charter-error.js';
 import { errorMessage } from '../errors/error-message.js';
-import type { ControlReply, LogFileStatus, StatusResult } from '../protocol/control.js';
+import type {
+  ControlReply,
+  LogFileStatus,
+  RetentionPolicyStatus,
+  StatusResult,
+  StoreBackupResult,
+  StoreStatus,
+} from '../protocol/control.js';
 import { type CommandFrame, commandArgs } from '../protocol/gateway.js';
 import { type ControlParams, methodParams } from '../protocol/methods.js';
 import type { RunDetail } from '../protocol/runs.js';
@@ -18,6 +25,7 @@ import { answerAad, inputAad, sealSecretFields } from '../secrets/seal-values.js
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { RunRecord } from '../store/run-store.js';
 import type { Store } from '../store/store.js';
+import { isCorruptionError } from '../store/store-errors.js';
 import type { StoreHealth } from '../store/store-health.js';
 import type { WorkflowCatalog } from '../workflow/catalog.js';
 import { checkAnswers, coerceInputs } from '../workflow/values.js';
@@ -48,6 +56,8 @@ export interface IntakeDeps {
   readonly metricsUrl?: () => string | null;
   /** The `watch` streams (charter-daemon top). */
   readonly watch?: WatchFeeds;
+  /** The retention policy, for `status` (absent: no store section in status). */
+  readonly retention?: RetentionPolicyStatus;
 }
 
 const LOG_BATCH = 500;
@@ -94,9 +104,22 @@ export function createIntake(deps: IntakeDeps): Intake {
   const fail = (io: CallIo, error: unknown) => {
     const wire = isCharterError(error)
       ? error.toWire()
-      : new CharterError('INTERNAL', errorMessage(error)).toWire();
+      : isCorruptionError(error)
+        ? new CharterError('STORE_CORRUPT', `${store.path} is damaged: ${errorMessage(error)}`).toWire()
+        : new CharterError('INTERNAL', errorMessage(error)).toWire();
     io.reply({ error: wire });
   };
+
+  /** An online copy of the store (SQLite backup API), answered once written. */
+  function backup(path: string, io: CallIo): void {
+    store.backup(path).then(
+      (facts) => {
+        const result: StoreBackupResult = { ...facts, online: true };
+        io.reply({ result });
+      },
+      (error: unknown) => fail(io, error),
+    );
+  }
 
   /** The run, if it exists and has not finished. */
   function liveRun(runId: string): RunRecord {
@@ -225,7 +248,11 @@ export function createIntake(deps: IntakeDeps): Intake {
           io.toRoot({ type: 'control.request', ...call } as DaemonEvent);
           return;
         case 'stop':
+        case 'store.prune':
           io.toRoot({ type: 'control.request', ...call } as DaemonEvent);
+          return;
+        case 'store.backup':
+          backup((call.params as ControlParams<'store.backup'>).path, io);
           return;
         case 'runs.list':
           io.reply({ result: store.runs.list(call.params as ControlParams<'runs.list'>) });
@@ -403,6 +430,24 @@ export function createIntake(deps: IntakeDeps): Intake {
       },
       ...(deps.logHealth === undefined ? {} : { log: deps.logHealth() }),
       ...(deps.metricsUrl === undefined ? {} : { metrics: metricsStatus(deps.metricsUrl()) }),
+      ...(deps.retention === undefined ? {} : { store: storeStatus(deps.retention, count) }),
+    };
+  }
+
+  function storeStatus(policy: RetentionPolicyStatus, backlog: number): StoreStatus {
+    const figures = store.retention.figures();
+    const lastPrune = store.retention.lastPrune();
+    const overBudget = figures.used_bytes > policy.max_store_mb * 1024 * 1024;
+    return {
+      ...figures,
+      policy,
+      last_prune: lastPrune,
+      over_budget: overBudget,
+      over_budget_reason: !overBudget
+        ? null
+        : backlog > 0 && lastPrune?.kept_for_gateway
+          ? `finished runs are kept until the gateway acknowledges their events (${backlog} unacknowledged)`
+          : (lastPrune?.over_budget_reason ?? 'not pruned yet since the store grew past max_store_mb'),
     };
   }
 

@@ -18,6 +18,8 @@ export const LaunchOptionsSchema = z.strictObject({
   /** `--metrics ADDR`: serve /metrics and /healthz there (checked with the settings). */
   metricsListen: z.string().min(1).max(300).optional(),
   metricsAllowRemote: z.boolean().default(false),
+  /** Start with an empty store on purpose although identity.json names a previous one. */
+  freshStore: z.boolean().optional(),
 });
 export type LaunchOptions = z.input<typeof LaunchOptionsSchema>;
 

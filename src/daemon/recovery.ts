@@ -70,6 +70,11 @@ export async function recoverRuns(
     }
   }
   const counts = store.runs.counts();
+  // Pruned runs still count: status reports every run the store has seen.
+  const pruned = store.retention.prunedCounts();
+  counts.succeeded += pruned.succeeded;
+  counts.failed += pruned.failed;
+  counts.cancelled += pruned.cancelled;
   return {
     runs: restored,
     finished: { succeeded: counts.succeeded, failed: counts.failed, cancelled: counts.cancelled },

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { type AnyActorRef, createActor, fromPromise, type InspectionEvent, toPromise } from 'xstate';
 import { type DaemonEvent, daemonMachine, type RecoveryReport } from '../../machines/daemon.machine.js';
 import { gatewayLinkMachine } from '../../machines/gateway-link.machine.js';
+import { retentionMachine } from '../../machines/retention.machine.js';
 import { runShardMachine } from '../../machines/run-shard.machine.js';
 import { isCharterError } from '../errors/charter-error.js';
 import { errorMessage } from '../errors/error-message.js';
@@ -21,6 +22,7 @@ import { readRuntimeFile, writeRuntimeFile } from '../project/runtime-file.js';
 import { LiveSecrets } from '../secrets/live-secrets.js';
 import { SecretBox } from '../secrets/secret-box.js';
 import { Store } from '../store/store.js';
+import { corruptStoreError, isCorruptionError } from '../store/store-errors.js';
 import { StoreHealth } from '../store/store-health.js';
 import { packageVersion } from '../version.js';
 import { WorkflowCatalog } from '../workflow/catalog.js';
@@ -41,6 +43,8 @@ import { removeIfSame, type StateWatch, watchStateFiles } from './state-watch.js
 import { WatchFeeds } from './watch-feed.js';
 
 const LIFECYCLE_TYPES = ['daemon.started', 'daemon.stopped'] as const;
+/** The first automatic prune comes this long after start, or after one interval if shorter. */
+const FIRST_PRUNE_MS = 5 * 60_000;
 /** The stop reason when the lock file or the socket is gone or replaced. */
 const STATE_REMOVED = 'state directory removed';
 
@@ -107,8 +111,9 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
         'cleaned up after a daemon that did not exit cleanly',
       );
     }
-    store = Store.open(paths.storePath);
+    store = Store.open(paths.storePath, { identityPath: paths.identityPath, freshStore: options.freshStore });
     const openStore = store;
+    logger.info({ ...store.openReport, daemonId: store.daemonId }, 'store opened');
     const epoch = store.beginEpoch();
     if (options.inspect) inspector = await startInspector(options.inspectPort ?? 0, logger);
 
@@ -150,6 +155,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
       storeFault: () => health.fault,
     });
     watchers = feeds;
+    const retention = settings.retention;
     const intake = createIntake({
       store: openStore,
       catalog,
@@ -160,6 +166,12 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
       metrics: () => metricsEndpoint.text(),
       metricsUrl: () => metricsEndpoint.url,
       watch: feeds,
+      retention: {
+        max_age_days: retention.maxAgeDays,
+        max_finished_runs: retention.maxFinishedRuns,
+        max_store_mb: retention.maxStoreMb,
+        interval_minutes: retention.intervalMinutes,
+      },
     });
     crashes = new CrashRecorder(openStore, health, logger);
     const crashRecorder = crashes;
@@ -184,13 +196,22 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           if (previousShutdown === 'unclean') {
             logger.warn({ lastSeq: last?.seq }, 'the previous daemon did not journal a clean stop');
           }
-          const runs = await recoverRuns(
-            openStore,
-            catalog,
-            logger.child({ component: 'recovery' }),
-            settings.killGraceMs,
-          );
-          return { previousShutdown, ...runs };
+          try {
+            const runs = await recoverRuns(
+              openStore,
+              catalog,
+              logger.child({ component: 'recovery' }),
+              settings.killGraceMs,
+            );
+            return { previousShutdown, ...runs };
+          } catch (error) {
+            // Damage the start-up check could not see (the file looked unchanged): say so plainly.
+            if (isCorruptionError(error)) {
+              const corrupt = corruptStoreError(openStore.path, error);
+              logger.fatal({ code: corrupt.code, err: corrupt }, describe(corrupt));
+            }
+            throw error;
+          }
         }),
         gatewayLink: gatewayLinkMachine.provide({
           actors: {
@@ -208,6 +229,25 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
               onStoreError: (error) => health.failed(error),
               sealCommand: intake.sealGatewayCommand,
               counters,
+            }),
+          },
+        }),
+        retention: retentionMachine.provide({
+          actors: {
+            prune: fromPromise(async ({ input, signal }) => {
+              const report = await openStore.retention.prune({
+                policy: retention,
+                dryRun: input.dryRun,
+                // With a gateway configured, what it has not acknowledged is kept.
+                protectUnacked: settings.gatewayUrl !== null,
+                runsDir: join(paths.stateDir, 'runs'),
+                signal,
+              });
+              if (!report.dry_run) {
+                openStore.saveIdentity(false);
+                logger.info({ ...report }, `store pruned: ${report.runs} run(s), ${report.events} event(s)`);
+              }
+              return { ...report };
             }),
           },
         }),
@@ -291,6 +331,10 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
         drainTimeoutMs: settings.drainTimeoutMs,
         maxRuns: settings.maxRuns,
         maxQueuedRuns: settings.maxQueuedRuns,
+        retention: {
+          intervalMs: retention.intervalMinutes * 60_000,
+          firstDelayMs: Math.min(FIRST_PRUNE_MS, retention.intervalMinutes * 60_000),
+        },
       },
       logger: (...args: unknown[]) => logger.debug({ args }, 'xstate log'),
       ...(inspector === undefined ? {} : { inspect: inspector.inspect }),
@@ -315,7 +359,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
         if (announced || !snapshot.matches('serving')) return;
         announced = true;
         // Commands stored before a crash but never applied: apply them now (at most once each).
-        for (const pending of openStore.gateway.pendingCommands()) {
+        for (const pending of pendingCommands(openStore, logger)) {
           intake.applyGatewayCommand(
             {
               op: 'command',
@@ -333,6 +377,15 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           socket_path: paths.socketPath,
           version: packageVersion,
           started_at: startedAt,
+          launch: {
+            foreground: options.foreground,
+            ...(options.gatewayUrl === undefined ? {} : { gatewayUrl: options.gatewayUrl }),
+            ...(options.gatewayTokenFile === undefined ? {} : { gatewayTokenFile: options.gatewayTokenFile }),
+            ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
+            ...(options.maxRuns === undefined ? {} : { maxRuns: options.maxRuns }),
+            inspect: options.inspect,
+            ...(options.inspectPort === undefined ? {} : { inspectPort: options.inspectPort }),
+          },
         });
         logger.info(
           { socket: paths.socketPath, project: projectRoot, gateway: settings.gatewayUrl ?? 'offline' },
@@ -386,6 +439,17 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     store?.close();
     lock.release();
     log.close();
+  }
+}
+
+/** Pending gateway commands; a store that cannot be read here is logged, never thrown at the subscriber. */
+function pendingCommands(store: Store, logger: Logger): ReturnType<Store['gateway']['pendingCommands']> {
+  try {
+    return store.gateway.pendingCommands();
+  } catch (error) {
+    const code = isCorruptionError(error) ? 'STORE_CORRUPT' : 'STORE_FAILED';
+    logger.error({ err: error, code }, `pending gateway commands cannot be read (${code})`);
+    return [];
   }
 }
 

@@ -47,7 +47,7 @@ export const errorCatalogue = {
   },
   PROTOCOL_MISMATCH: {
     title: 'the CLI and the daemon speak different control protocol versions',
-    hint: 'Restart the daemon with this CLI: `charter-daemon stop && charter-daemon start` (stop falls back to SIGTERM).',
+    hint: 'Restart the daemon with this CLI: `charter-daemon restart` (its stop falls back to SIGTERM).',
     exitCode: 1,
   },
   BAD_RESPONSE: {
@@ -88,7 +88,22 @@ export const errorCatalogue = {
   },
   STORE_TOO_NEW: {
     title: 'the daemon store was written by a newer charter-daemon',
-    hint: 'Upgrade charter-daemon to the version that wrote it (or newer).',
+    hint: 'Upgrade charter-daemon to the version that wrote it (or newer), or restore a backup made by this version (docs/operations.md, Backup and restore).',
+    exitCode: 1,
+  },
+  STORE_CORRUPT: {
+    title: 'the daemon store is damaged',
+    hint: 'No daemon runs on a damaged store. Run `charter-daemon store recover`: it keeps the damaged file aside, salvages what is readable into a fresh store and reports what was lost; then `charter-daemon start`.',
+    exitCode: 1,
+  },
+  STORE_MISSING: {
+    title: 'the daemon store is missing or empty, but this project had a daemon identity',
+    hint: 'Restore state.db from a backup (docs/operations.md, Backup and restore), or run `charter-daemon store recover` if a damaged copy remains. To start on purpose with an empty history (same daemon id, seq going on from the last known), run `charter-daemon start --fresh-store`.',
+    exitCode: 1,
+  },
+  STORE_IN_USE: {
+    title: 'a running daemon holds the store',
+    hint: 'Stop it first: `charter-daemon stop`, then retry.',
     exitCode: 1,
   },
   METRICS_LISTEN_FAILED: {

@@ -45,6 +45,16 @@ export const ProjectConfigSchema = z.looseObject({
           listen: z.string().min(1).max(300).optional(),
         })
         .optional(),
+      /** Which finished runs the store keeps (docs/operations.md, Retention). */
+      retention: z
+        .strictObject({
+          max_age_days: z.number().positive().max(36_500).optional(),
+          max_finished_runs: z.number().int().min(0).max(100_000_000).optional(),
+          max_store_mb: z.number().positive().max(1_048_576).optional(),
+          /** Between automatic prunes. */
+          interval_minutes: z.number().min(1).max(10_080).optional(),
+        })
+        .optional(),
     })
     .optional(),
 });
@@ -90,6 +100,14 @@ export interface DaemonSettings {
   readonly stepEnv: StepEnvMode;
   /** Where the metrics endpoint listens; null: no port is opened. */
   readonly metricsListen: ListenAddress | null;
+  readonly retention: RetentionSettings;
+}
+
+export interface RetentionSettings {
+  readonly maxAgeDays: number;
+  readonly maxFinishedRuns: number;
+  readonly maxStoreMb: number;
+  readonly intervalMinutes: number;
 }
 
 export interface SettingOverrides {
@@ -139,6 +157,12 @@ export function resolveDaemonSettings(
     killGraceMs: Math.round((config.daemon?.kill_grace_seconds ?? 10) * 1000),
     stepEnv: config.daemon?.step_env ?? 'inherit',
     metricsListen: resolveMetricsListen(config, overrides),
+    retention: {
+      maxAgeDays: config.daemon?.retention?.max_age_days ?? 30,
+      maxFinishedRuns: config.daemon?.retention?.max_finished_runs ?? 10_000,
+      maxStoreMb: config.daemon?.retention?.max_store_mb ?? 1024,
+      intervalMinutes: config.daemon?.retention?.interval_minutes ?? 60,
+    },
   };
 }
 

@@ -23,6 +23,8 @@ export interface DaemonPaths {
   readonly lockPath: string;
   readonly logPath: string;
   readonly storePath: string;
+  /** `identity.json`: the daemon id and seq high-water mark, kept outside the store too. */
+  readonly identityPath: string;
   /** `daemon.json`: pid and socket path of the running daemon, for the CLI. */
   readonly runtimeFile: string;
   /** stdout/stderr of a detached daemon: what happens before the logger exists. */
@@ -59,6 +61,7 @@ export function daemonPaths(projectRoot: string, env: NodeJS.ProcessEnv = proces
     lockPath: join(stateDir, 'daemon.lock'),
     logPath: join(stateDir, 'daemon.log'),
     storePath: join(stateDir, 'state.db'),
+    identityPath: join(stateDir, 'identity.json'),
     runtimeFile: join(stateDir, 'daemon.json'),
     outputPath: join(stateDir, 'daemon.out'),
     secretKeyPath: join(stateDir, 'secrets.key'),

@@ -10,6 +10,18 @@ export interface RuntimeInfo {
   socket_path: string;
   version: string;
   started_at: string;
+  /** How the daemon was started (flags only, never a token): `restart` starts it the same way. */
+  launch?: RuntimeLaunch;
+}
+
+export interface RuntimeLaunch {
+  foreground: boolean;
+  gatewayUrl?: string;
+  gatewayTokenFile?: string;
+  logLevel?: string;
+  maxRuns?: number;
+  inspect?: boolean;
+  inspectPort?: number;
 }
 
 function isRuntimeInfo(value: unknown): value is RuntimeInfo {

@@ -124,6 +124,68 @@ export const LogFileStatusSchema = z.object({
 });
 export type LogFileStatus = z.infer<typeof LogFileStatusSchema>;
 
+export const RetentionPolicySchema = z.object({
+  max_age_days: z.number(),
+  max_finished_runs: z.int(),
+  max_store_mb: z.number(),
+  interval_minutes: z.number(),
+});
+export type RetentionPolicyStatus = z.infer<typeof RetentionPolicySchema>;
+
+/** What a prune did (or, dry run, would do). */
+export const PruneReportSchema = z.object({
+  dry_run: z.boolean(),
+  started_at: z.string(),
+  duration_ms: z.number(),
+  runs: z.int().check(z.nonnegative()),
+  events: z.int().check(z.nonnegative()),
+  bytes_before: z.number(),
+  bytes_after: z.number(),
+  bytes_freed: z.number(),
+  kept_for_gateway: z.boolean(),
+  over_budget: z.boolean(),
+  over_budget_reason: z.nullable(z.string()),
+  longest_slice_ms: z.number(),
+  aborted: z.boolean(),
+});
+export type PruneReportResult = z.infer<typeof PruneReportSchema>;
+
+/** The store's size, retention policy and what it keeps. */
+export const StoreStatusSchema = z.object({
+  /** database + WAL on disk */
+  size_bytes: z.number(),
+  /** pages in use (what max_store_mb bounds) */
+  used_bytes: z.number(),
+  policy: RetentionPolicySchema,
+  oldest_kept_run: z.nullable(z.object({ run_id: z.string(), state: z.string(), finished_at: z.string() })),
+  last_prune: z.nullable(PruneReportSchema),
+  /** used_bytes is above max_store_mb; `over_budget_reason` says why (e.g. unacknowledged events). */
+  over_budget: z.boolean(),
+  over_budget_reason: z.nullable(z.string()),
+});
+export type StoreStatus = z.infer<typeof StoreStatusSchema>;
+
+export const StorePruneParamsSchema = z.strictObject({
+  dry_run: z.optional(z.boolean()),
+});
+
+export const StoreBackupParamsSchema = z.strictObject({
+  /** Absolute path of the copy to write; must not exist yet. */
+  path: z.string().check(z.minLength(2), z.maxLength(4096), z.startsWith('/')),
+});
+
+export const StoreBackupResultSchema = z.object({
+  path: z.string(),
+  bytes: z.number(),
+  duration_ms: z.number(),
+  daemon_id: z.string(),
+  /** The newest journal seq in the copy. */
+  last_seq: z.number(),
+  /** true: made by the running daemon (online backup); false: read directly from a stopped store. */
+  online: z.boolean(),
+});
+export type StoreBackupResult = z.infer<typeof StoreBackupResultSchema>;
+
 export const StatusResultSchema = z.object({
   pid: z.int().check(z.positive()),
   version: z.string(),
@@ -143,6 +205,8 @@ export const StatusResultSchema = z.object({
   log: z.optional(LogFileStatusSchema),
   /** The Prometheus endpoint while it listens (`--metrics`), else null; absent from older daemons. */
   metrics: z.optional(z.nullable(z.object({ url: z.string() }))),
+  /** Absent from daemons that do not report it. */
+  store: z.optional(StoreStatusSchema),
 });
 export type StatusResult = z.infer<typeof StatusResultSchema>;
 

@@ -3,7 +3,12 @@
  * the transport's own and is handled before these).
  */
 import type * as z from 'zod/mini';
-import { StatusParamsSchema, StopParamsSchema } from './control.js';
+import {
+  StatusParamsSchema,
+  StopParamsSchema,
+  StoreBackupParamsSchema,
+  StorePruneParamsSchema,
+} from './control.js';
 import { MetricsParamsSchema, WatchParamsSchema } from './observe.js';
 import {
   GateDecideParamsSchema,
@@ -27,6 +32,8 @@ export const methodParams = {
   'run.logs': RunLogsParamsSchema,
   metrics: MetricsParamsSchema,
   watch: WatchParamsSchema,
+  'store.prune': StorePruneParamsSchema,
+  'store.backup': StoreBackupParamsSchema,
 } as const;
 
 export type ControlMethod = keyof typeof methodParams;

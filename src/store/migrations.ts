@@ -115,6 +115,24 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX inbox_pending ON inbox (status, dseq);
     `,
   },
+  {
+    version: 4,
+    name: 'retention: finished runs may be pruned',
+    up: `
+      -- Retention prunes finished runs together with their events (see src/store/retention.ts).
+      -- The journal stays append-only for everything else: a DELETE is refused unless the
+      -- pruner's own transaction has set meta 'pruning' (which it removes before committing).
+      DROP TRIGGER journal_no_delete;
+      CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
+      WHEN (SELECT value FROM meta WHERE key = 'pruning') IS NOT '1'
+      BEGIN
+        SELECT RAISE(ABORT, 'journal is append-only');
+      END;
+
+      -- Finished runs, oldest first: the pruner's candidates and status's oldest kept run.
+      CREATE INDEX runs_finished ON runs (finished_at, run_id) WHERE finished_at IS NOT NULL;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

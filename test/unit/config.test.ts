@@ -69,7 +69,25 @@ describe('daemon settings precedence', () => {
       killGraceMs: 10_000,
       stepEnv: 'inherit',
       metricsListen: null,
+      retention: { maxAgeDays: 30, maxFinishedRuns: 10_000, maxStoreMb: 1024, intervalMinutes: 60 },
     });
+  });
+
+  it('reads daemon.retention, and refuses unknown keys in it', () => {
+    const settings = resolveDaemonSettings(
+      root,
+      { daemon: { retention: { max_finished_runs: 100, max_store_mb: 64 } } },
+      {},
+      {},
+    );
+    expect(settings.retention).toEqual({
+      maxAgeDays: 30,
+      maxFinishedRuns: 100,
+      maxStoreMb: 64,
+      intervalMinutes: 60,
+    });
+    expect(ProjectConfigSchema.safeParse({ daemon: { retention: { max_runs: 1 } } }).success).toBe(false);
+    expect(ProjectConfigSchema.safeParse({ daemon: { retention: { max_store_mb: 0 } } }).success).toBe(false);
   });
 
   it('daemon.step_env: inherit or minimal, nothing else', () => {
