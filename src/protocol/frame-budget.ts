@@ -35,49 +35,48 @@ export function outputTextBudget(maxFrame: number | null): number {
   );
 }
 
-/** Bytes one code point takes inside a JSON string as JSON.stringify writes it. */
-function jsonCost(codePoint: number): number {
-  if (codePoint === 0x22 || codePoint === 0x5c) return 2; // \" and \\
-  if (codePoint < 0x20)
-    return codePoint === 0x08 ||
-      codePoint === 0x09 ||
-      codePoint === 0x0a ||
-      codePoint === 0x0c ||
-      codePoint === 0x0d
-      ? 2
-      : 6;
-  if (codePoint < 0x80) return 1;
-  if (codePoint < 0x800) return 2;
-  if (codePoint >= 0xd800 && codePoint <= 0xdfff) return 6; // a lone surrogate: \udxxx
-  if (codePoint < 0x10000) return 3;
-  return 4;
+/** Bytes of `text` as a JSON string (quotes included), measured natively. */
+function jsonBytes(text: string): number {
+  return Buffer.byteLength(JSON.stringify(text));
+}
+
+/** True when `end` would cut a surrogate pair of `text` in two. */
+function splitsPair(text: string, end: number): boolean {
+  if (end <= 0 || end >= text.length) return false;
+  const before = text.charCodeAt(end - 1);
+  const after = text.charCodeAt(end);
+  return before >= 0xd800 && before <= 0xdbff && after >= 0xdc00 && after <= 0xdfff;
 }
 
 /**
  * Cuts `text` into pieces whose JSON string form (quotes included) is at most `maxJsonBytes`,
- * on code point boundaries, in order; joined, the pieces are the text.
+ * never inside a surrogate pair, in order; joined, the pieces are the text. Each piece is sized
+ * with the native JSON encoder: a guess of as many characters as there are bytes of room (exact
+ * for plain ASCII), then a binary search down only when escaping or multi-byte characters make
+ * the guess too long.
  */
 export function splitTextToFit(text: string, maxJsonBytes: number): string[] {
-  const room = Math.max(8, maxJsonBytes - 2);
-  // Fast path: even at the worst escaping (6 bytes per UTF-16 unit) it fits.
-  if (text.length * 6 <= room) return [text];
+  const budget = Math.max(8, maxJsonBytes);
+  if (text.length + 2 <= budget && jsonBytes(text) <= budget) return [text];
   const pieces: string[] = [];
   let start = 0;
-  let used = 0;
-  let i = 0;
-  while (i < text.length) {
-    const codePoint = text.codePointAt(i) as number;
-    const width = codePoint > 0xffff ? 2 : 1;
-    const cost = jsonCost(codePoint);
-    if (used + cost > room) {
-      pieces.push(text.slice(start, i));
-      start = i;
-      used = 0;
+  while (start < text.length) {
+    let end = Math.min(text.length, start + budget - 2);
+    if (jsonBytes(text.slice(start, end)) > budget) {
+      // The longest prefix that fits: at least one code point always does (≤ 6 bytes + quotes).
+      let low = start + 1;
+      let high = end - 1;
+      while (low < high) {
+        const mid = (low + high + 1) >>> 1;
+        if (jsonBytes(text.slice(start, mid)) <= budget) low = mid;
+        else high = mid - 1;
+      }
+      end = low;
     }
-    used += cost;
-    i += width;
+    if (splitsPair(text, end)) end = end - 1 > start ? end - 1 : end + 1;
+    pieces.push(text.slice(start, end));
+    start = end;
   }
-  pieces.push(text.slice(start));
   return pieces;
 }
 
