@@ -5,249 +5,37 @@
  * the gateway link in a spawned machine (`gateway`), the runs in run actors (`run:<id>`) under 64
  * shard actors, start-up recovery in an invoked promise actor, and journaling in named actions;
  * the daemon wiring (src/daemon/) provides the real implementations through `provide()`, tests
- * provide fakes. Draining waits for runs executing steps (and any other work reported through
- * `work.started` / `work.settled`) to reach a safe point, bounded by the `drainTimeout` delay.
+ * provide fakes. Draining waits for runs executing steps to reach a safe point, bounded by the
+ * `drainTimeout` delay. Its types live in daemon-types.ts, the run registry in run-registry.ts and
+ * the status projection in daemon-status.ts: this file is the setup and the chart.
  */
 import { assign, enqueueActions, fromCallback, fromPromise, sendTo, setup } from 'xstate';
 import type { ErrorCode } from '../src/errors/catalogue.js';
 import { errorMessage } from '../src/errors/error-message.js';
-import type {
-  ControlReply,
-  GatewayLinkStatus,
-  RunCounts,
-  RunState,
-  StatusResult,
-  StopParams,
-} from '../src/protocol/control.js';
+import type { RunState } from '../src/protocol/control.js';
 import { emptyRunCounts, isFinalRunState } from '../src/protocol/run-counts.js';
-import { gatewayLinkMachine, type LinkReport } from './gateway-link.machine.js';
-import { type RetentionInput, type RetentionReport, retentionMachine } from './retention.machine.js';
-import type { RunCommand, RunPlan, RunReport, RunResume, RunStateReport } from './run.machine.js';
+import { statusOf } from './daemon-status.js';
+import type {
+  ControlActorEvent,
+  ControlRequestEvent,
+  DaemonContext,
+  DaemonEvent,
+  DaemonInput,
+  DaemonOutput,
+  JournalParams,
+  PersistRunParams,
+  RecoveryReport,
+} from './daemon-types.js';
+import { gatewayLinkMachine } from './gateway-link.machine.js';
+import { retentionMachine } from './retention.machine.js';
+import { executing, freeSlotsFor, holdsSlot, markAdmitted, register, track } from './run-registry.js';
 import { RUN_SHARDS, runShardMachine, shardOf } from './run-shard.machine.js';
+import type { RunInput } from './run-types.js';
 
-/** Facts about this daemon process, fixed at start. */
-export interface DaemonFacts {
-  readonly pid: number;
-  readonly version: string;
-  readonly startedAt: string;
-  readonly daemonId: string;
-  readonly epoch: number;
-  readonly projectRoot: string;
-  readonly socketPath: string;
-  readonly storePath: string;
-  readonly logPath: string;
-  readonly gatewayUrl: string | null;
-  readonly inspectorUrl: string | null;
-}
-
-export interface DaemonInput {
-  readonly facts: DaemonFacts;
-  /** Default bound on draining; a `stop` request may set its own. */
-  readonly drainTimeoutMs: number;
-  /** Runs executing steps at once (waiting runs hold no slot). */
-  readonly maxRuns: number;
-  /** Runs waiting for a slot at most; past it submissions are refused. */
-  readonly maxQueuedRuns: number;
-  /** When the store is pruned (see retention.machine.ts); absent: no pruning. */
-  readonly retention?: RetentionInput;
-}
-
-/** A run found unfinished in the store at start-up, to be given its actor again. */
-export interface RestoredRun {
-  readonly runId: string;
-  readonly plan: RunPlan;
-  readonly stepIndex: number;
-  readonly attempt: number;
-  readonly resume: RunResume;
-}
-
-export type FinishedCounts = Pick<RunCounts, 'succeeded' | 'failed' | 'cancelled'>;
-
-/** What the root knows of a live run: enough to count slots and check commands. */
-export interface RunEntry {
-  state: RunState;
-  waitingFor: RunStateReport['waitingFor'];
-}
-
-export type PreviousShutdown = 'first-start' | 'clean' | 'unclean';
-
-export interface RecoveryReport {
-  readonly previousShutdown: PreviousShutdown;
-  readonly runs: readonly RestoredRun[];
-  readonly finished: FinishedCounts;
-}
-
-export interface DaemonContext {
-  readonly facts: DaemonFacts;
-  drainTimeoutMs: number;
-  /** Ids of children that must reach a safe point before the daemon may stop. */
-  activeWork: string[];
-  readonly maxRuns: number;
-  readonly maxQueuedRuns: number;
-  /**
-   * Every live run actor, by run id, as last reported by the run. Updated in place, with
-   * `liveCounts` beside it, so that a run event costs O(1) with 10,000 runs parked at gates.
-   */
-  runs: Record<string, RunEntry>;
-  liveCounts: RunCounts;
-  /** Run ids waiting for a slot, first come first served. */
-  queue: string[];
-  /**
-   * Commands sent to a run and not answered yet, by key → run id. A run answers each once it
-   * has recorded the effect; a run that ends first has its unanswered commands answered
-   * RUN_FINISHED here, so no caller waits forever.
-   */
-  commandsInFlight: Record<string, string>;
-  /** Submissions accepted and being stored (they count against the queue bound already). */
-  submitting: number;
-  /** Runs restored at start-up, spawned when the daemon starts serving. */
-  restoring: readonly RestoredRun[];
-  finished: FinishedCounts;
-  /** The gateway link as it last reported itself. */
-  gateway: {
-    state: string;
-    since: string;
-    lastError: string | null;
-    connId: string | null;
-    retryAt: number | null;
-  };
-  previousShutdown: PreviousShutdown | null;
-  stopReason: string | null;
-  drainTimedOut: boolean;
-  /** Set when the daemon stops because something failed; the process then exits non-zero. */
-  failure: string | null;
-  readonly retention: RetentionInput | null;
-}
-
-export type ControlRequestEvent =
-  | { type: 'control.request'; key: string; method: 'status'; params: Record<string, never> }
-  | { type: 'control.request'; key: string; method: 'stop'; params: StopParams }
-  | { type: 'control.request'; key: string; method: 'store.prune'; params: { dry_run?: boolean } };
-
-/** A validated submission (the intake checked the workflow and coerced the inputs). */
-export type RunSubmitEvent = {
-  type: 'run.submit';
-  key: string;
-  runId: string;
-  plan: RunPlan;
-  inputs: Record<string, unknown>;
-};
-
-/** A validated command for a live run: a gate decision, answers, or a cancel. */
-export type RunCommandEvent = {
-  type: 'run.command';
-  runId: string;
-  /** Carries the key of the call it answers and, for decisions and answers, the step meant. */
-  command: RunCommand;
-};
-
-/** What became of storing a new run (`persistRun` reports it back to the root). */
-export type RunStoredEvent =
-  | { type: 'run.stored'; key: string; runId: string; plan: RunPlan }
-  | { type: 'run.storeFailed'; key: string; runId: string; error: { code: ErrorCode; message: string } };
-
-export type DaemonEvent =
-  | ControlRequestEvent
-  | RunSubmitEvent
-  | RunCommandEvent
-  | RunStoredEvent
-  | RunReport
-  | LinkReport
-  | RetentionReport
-  | { type: 'control.listening' }
-  | { type: 'control.failed'; message: string }
-  | { type: 'daemon.stop'; reason: string; timeoutMs?: number }
-  | { type: 'work.started'; id: string }
-  | { type: 'work.settled'; id: string };
-
-/** What the control actor receives from the root. */
-export type ControlActorEvent = { type: 'control.reply'; key: string; reply: ControlReply };
-
-export interface DaemonOutput {
-  readonly exitCode: number;
-  readonly failure: string | null;
-  readonly drainTimedOut: boolean;
-}
-
-export interface PersistRunParams {
-  readonly key: string;
-  readonly runId: string;
-  readonly plan: RunPlan;
-  readonly inputs: Record<string, unknown>;
-}
-
-export interface JournalParams {
-  readonly type: string;
-  readonly data: Record<string, unknown>;
-}
-
-function gatewayStatus(context: DaemonContext): GatewayLinkStatus {
-  const { gateway, facts } = context;
-  return {
-    state: gateway.state,
-    url: facts.gatewayUrl,
-    since: gateway.since,
-    detail:
-      facts.gatewayUrl === null
-        ? 'no gateway configured: events are kept in the local store'
-        : gateway.state === 'superseded'
-          ? 'a newer daemon process for this project holds the gateway link'
-          : gateway.lastError,
-    last_error: gateway.lastError,
-    next_retry_at: gateway.retryAt === null ? null : new Date(gateway.retryAt).toISOString(),
-    conn_id: gateway.connId,
-  };
-}
-
-/** The status the daemon reports; pure so that tests and the control plane agree. */
-export function statusOf(context: DaemonContext, state: 'booting' | 'serving' | 'draining'): StatusResult {
-  const runs = { ...context.liveCounts, ...context.finished };
-  const { facts } = context;
-  return {
-    pid: facts.pid,
-    version: facts.version,
-    state,
-    started_at: facts.startedAt,
-    daemon_id: facts.daemonId,
-    project_root: facts.projectRoot,
-    socket_path: facts.socketPath,
-    store_path: facts.storePath,
-    log_path: facts.logPath,
-    gateway: gatewayStatus(context),
-    runs,
-    inspector: facts.inspectorUrl === null ? null : { url: facts.inspectorUrl },
-  };
-}
+export { statusOf } from './daemon-status.js';
+export type * from './daemon-types.js';
 
 const shardId = (runId: string) => `runs-${shardOf(runId)}`;
-
-/** Runs executing a step: each holds one of the --max-runs slots. */
-function executing(context: DaemonContext): number {
-  return context.liveCounts.running + context.liveCounts.cancelling;
-}
-
-/** Moves a run in the registry and its counts (in place: see DaemonContext.runs). */
-function setRun(context: DaemonContext, runId: string, entry: RunEntry | undefined): void {
-  const previous = context.runs[runId];
-  if (previous !== undefined) context.liveCounts[previous.state] -= 1;
-  if (entry === undefined) {
-    delete context.runs[runId];
-    return;
-  }
-  context.runs[runId] = entry;
-  context.liveCounts[entry.state] += 1;
-}
-
-/** A new or restored run: in the registry, and in line for a slot when it starts queued. */
-function register(context: DaemonContext, runId: string, state: RunState): void {
-  setRun(context, runId, { state, waitingFor: null });
-  if (state === 'queued') context.queue.push(runId);
-}
-
-/** Runs in these states execute a step and hold one of the --max-runs slots. */
-function holdsSlot(state: RunState): boolean {
-  return state === 'running' || state === 'cancelling';
-}
 
 export const daemonMachine = setup({
   types: {
@@ -308,18 +96,6 @@ export const daemonMachine = setup({
       }
       return {};
     }),
-    trackWorkStarted: assign({
-      activeWork: ({ context, event }) =>
-        event.type === 'work.started' && !context.activeWork.includes(event.id)
-          ? [...context.activeWork, event.id]
-          : context.activeWork,
-    }),
-    trackWorkSettled: assign({
-      activeWork: ({ context, event }) =>
-        event.type === 'work.settled'
-          ? context.activeWork.filter((id) => id !== event.id)
-          : context.activeWork,
-    }),
     recordFailure: assign({
       failure: (_args, params: { message: string }) => params.message,
       stopReason: 'failure',
@@ -367,8 +143,8 @@ export const daemonMachine = setup({
       });
     }),
     spawnRun: sendTo(
-      (_args, params: RestoredRun) => shardId(params.runId),
-      (_args, params: RestoredRun) => ({ type: 'shard.spawn' as const, run: params }),
+      (_args, params: RunInput) => shardId(params.runId),
+      (_args, params: RunInput) => ({ type: 'shard.spawn' as const, run: params }),
     ),
     startShards: enqueueActions(({ enqueue }) => {
       for (let shard = 0; shard < RUN_SHARDS; shard++) {
@@ -407,9 +183,9 @@ export const daemonMachine = setup({
     trackRun: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'run.state') return;
       const { runId, state } = event;
-      const previous = context.runs[runId];
-      if (previous === undefined) return;
+      if (context.runs[runId] === undefined) return;
       if (isFinalRunState(state)) {
+        // Commands the run did not answer before it ended: answered here, never left hanging.
         for (const [key, commandRun] of Object.entries(context.commandsInFlight)) {
           if (commandRun !== runId) continue;
           enqueue.sendTo('control', {
@@ -427,22 +203,17 @@ export const daemonMachine = setup({
             return { commandsInFlight: current.commandsInFlight };
           });
         }
-        enqueue.assign(({ context: current }) => {
-          setRun(current, runId, undefined);
-          return {
-            runs: current.runs,
-            liveCounts: current.liveCounts,
-            queue: previous.state === 'queued' ? current.queue.filter((id) => id !== runId) : current.queue,
-            finished: { ...current.finished, [state]: current.finished[state] + 1 },
-          };
-        });
-        return;
       }
       enqueue.assign(({ context: current }) => {
-        setRun(current, runId, { state, waitingFor: event.waitingFor });
-        // Back in the queue (after a gate or an input): last in line.
-        if (state === 'queued' && previous.state !== 'queued') current.queue.push(runId);
-        return { runs: current.runs, liveCounts: current.liveCounts, queue: current.queue };
+        const ended = track(current, event);
+        return {
+          runs: current.runs,
+          liveCounts: current.liveCounts,
+          queue: current.queue,
+          ...(ended === null
+            ? {}
+            : { finished: { ...current.finished, [ended]: current.finished[ended] + 1 } }),
+        };
       });
     }),
     trackGateway: assign({
@@ -495,22 +266,20 @@ export const daemonMachine = setup({
     }),
     /** Hands free slots to queued runs, oldest first. */
     admitRuns: enqueueActions(({ context, enqueue }) => {
-      const admitted = context.queue.slice(0, Math.max(0, context.maxRuns - executing(context)));
+      const admitted = freeSlotsFor(context, context.maxRuns);
       if (admitted.length === 0) return;
       for (const runId of admitted) {
         enqueue.sendTo(({ system }) => system.get(`run:${runId}`), { type: 'run.admit' });
       }
       enqueue.assign(({ context: current }) => {
-        for (const runId of admitted) {
-          const run = current.runs[runId];
-          if (run !== undefined) setRun(current, runId, { ...run, state: 'running' });
-        }
-        return {
-          runs: current.runs,
-          liveCounts: current.liveCounts,
-          queue: current.queue.slice(admitted.length),
-        };
+        markAdmitted(current, admitted);
+        return { runs: current.runs, liveCounts: current.liveCounts, queue: current.queue };
       });
+    }),
+    /** Tells the link the daemon is stopping (it says goodbye, 1001, and reports `closed`). */
+    closeLink: enqueueActions(({ system, enqueue }) => {
+      const link = system.get('gateway');
+      if (link !== undefined) enqueue.sendTo(link, { type: 'link.close' });
     }),
   },
   guards: {
@@ -519,7 +288,7 @@ export const daemonMachine = setup({
     isPruneRequest: ({ event }) => event.type === 'control.request' && event.method === 'store.prune',
     retentionOff: ({ context, event }) =>
       event.type === 'control.request' && event.method === 'store.prune' && context.retention === null,
-    noActiveWork: ({ context }) => context.activeWork.length === 0 && executing(context) === 0,
+    noRunExecuting: ({ context }) => executing(context) === 0,
     queueFull: ({ context }) => context.liveCounts.queued + context.submitting >= context.maxQueuedRuns,
     runGone: ({ context, event }) => event.type === 'run.command' && context.runs[event.runId] === undefined,
     notWaitingForIt: ({ context, event }) => {
@@ -546,7 +315,6 @@ export const daemonMachine = setup({
   context: ({ input }) => ({
     facts: input.facts,
     drainTimeoutMs: input.drainTimeoutMs,
-    activeWork: [],
     commandsInFlight: {},
     submitting: 0,
     maxRuns: input.maxRuns,
@@ -571,8 +339,6 @@ export const daemonMachine = setup({
   }),
   initial: 'booting',
   on: {
-    'work.started': { actions: 'trackWorkStarted' },
-    'work.settled': { actions: 'trackWorkSettled' },
     'run.state': { actions: 'trackRun' },
     'gateway.status': { actions: 'trackGateway' },
     'run.command': [
@@ -777,12 +543,11 @@ export const daemonMachine = setup({
           type: 'daemon.stopping',
           data: {
             reason: context.stopReason,
-            in_flight: context.activeWork.length,
             executing_runs: executing(context),
           },
         }),
       },
-      always: { guard: 'noActiveWork', target: 'stopped' },
+      always: { guard: 'noRunExecuting', target: 'stopped' },
       after: {
         drainTimeout: { target: 'stopped', actions: 'recordDrainTimeout' },
       },
@@ -812,23 +577,23 @@ export const daemonMachine = setup({
     stopped: {
       description: 'Final: the wiring closes the store, releases the lock and exits.',
       type: 'final',
-      entry: {
-        type: 'journal',
-        params: ({ context }) => ({
-          type: 'daemon.stopped',
-          data: {
-            reason: context.stopReason,
-            drain_timed_out: context.drainTimedOut,
-            abandoned_work: [
-              ...context.activeWork,
-              ...Object.entries(context.runs)
+      entry: [
+        {
+          type: 'journal',
+          params: ({ context }) => ({
+            type: 'daemon.stopped',
+            data: {
+              reason: context.stopReason,
+              drain_timed_out: context.drainTimedOut,
+              abandoned_work: Object.entries(context.runs)
                 .filter(([, run]) => holdsSlot(run.state))
                 .map(([runId]) => `run:${runId}`),
-            ],
-            failure: context.failure,
-          },
-        }),
-      },
+              failure: context.failure,
+            },
+          }),
+        },
+        'closeLink',
+      ],
     },
   },
   output: ({ context }) => ({

@@ -10,15 +10,15 @@
 import { enqueueActions, sendParent, setup } from 'xstate';
 import { errorMessage } from '../src/errors/error-message.js';
 import { isFinalRunState } from '../src/protocol/run-counts.js';
-import type { RestoredRun } from './daemon.machine.js';
 import { type RunReport, type RunStateReport, runMachine } from './run.machine.js';
+import type { RunInput } from './run-types.js';
 
 export const RUN_SHARDS = 64;
 
 const ERROR_PREFIX = 'xstate.error.actor.';
 
 export type ShardEvent =
-  | { type: 'shard.spawn'; run: RestoredRun }
+  | { type: 'shard.spawn'; run: RunInput }
   | RunReport
   /** A run actor threw (say, its store write failed): contained here, not the whole daemon. */
   | { type: `xstate.error.actor.${string}`; error: unknown };

@@ -5,7 +5,8 @@
  * the step says `retry_on_restart: true`, in which case it is queued to run the step again.
  */
 import type { Logger } from 'pino';
-import type { FinishedCounts, RestoredRun } from '../../machines/daemon.machine.js';
+import type { FinishedCounts } from '../../machines/daemon.machine.js';
+import type { RunInput } from '../../machines/run-types.js';
 import { errorMessage } from '../errors/error-message.js';
 import type { RunRecord } from '../store/run-store.js';
 import type { Store } from '../store/store.js';
@@ -14,7 +15,7 @@ import type { Workflow } from '../workflow/definition.js';
 import { killRunProcesses } from '../workflow/orphans.js';
 
 export interface RunRecovery {
-  readonly runs: RestoredRun[];
+  readonly runs: RunInput[];
   readonly finished: FinishedCounts;
 }
 
@@ -24,7 +25,7 @@ export async function recoverRuns(
   logger: Logger,
   killGraceMs: number,
 ): Promise<RunRecovery> {
-  const restored: RestoredRun[] = [];
+  const restored: RunInput[] = [];
   const unfinished = store.runs.unfinished();
   // Leftover processes of every interrupted run get their SIGTERM at once: the grace periods
   // run side by side, so start-up waits one grace period, not one per run.
@@ -53,7 +54,7 @@ export async function recoverRuns(
       log.warn({ reason }, 'recovered run failed: its workflow cannot be loaded');
       continue;
     }
-    const entry = (resume: RestoredRun['resume'], attempt = record.attempt): RestoredRun => ({
+    const entry = (resume: RunInput['resume'], attempt = record.attempt): RunInput => ({
       runId: record.runId,
       plan: workflow,
       stepIndex: record.stepIndex,

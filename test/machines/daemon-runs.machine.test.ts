@@ -9,9 +9,9 @@ import {
   type DaemonFacts,
   daemonMachine,
   type RecoveryReport,
-  type RestoredRun,
 } from '../../machines/daemon.machine.js';
 import {
+  type RunInput,
   type RunPlan,
   runMachine,
   type StepRunnerEvent,
@@ -46,7 +46,7 @@ async function harness(
   options: {
     maxRuns?: number;
     maxQueuedRuns?: number;
-    restore?: RestoredRun[];
+    restore?: RunInput[];
     brokenStore?: boolean;
     fullDisk?: boolean;
   } = {},

@@ -56,6 +56,22 @@ function start(options: { recovery?: () => Promise<RecoveryReport>; drainTimeout
   return { actor, clock, journal, replies };
 }
 
+/** A run whose one step is executing (its step runner is the machine's default: it never exits). */
+function executingRun(h: Harness, runId: string): void {
+  h.actor.send({
+    type: 'run.submit',
+    key: `k-${runId}`,
+    runId,
+    plan: { id: 'one', steps: [{ id: 'work', kind: 'run' }] },
+    inputs: {},
+  });
+  expect(h.actor.getSnapshot().context.runs[runId]?.state).toBe('running');
+}
+
+function finishStep(h: Harness, runId: string): void {
+  h.actor.system.get(`run:${runId}`)?.send({ type: 'step.exited', outcome: { kind: 'exited', exitCode: 0 } });
+}
+
 async function serving(h: Harness): Promise<void> {
   await waitFor(h.actor, (s) => s.matches({ booting: 'listening' }));
   h.actor.send({ type: 'control.listening' });
@@ -148,16 +164,16 @@ describe('daemon root machine', () => {
     expect(h.actor.getSnapshot().output).toEqual({ exitCode: 0, failure: null, drainTimedOut: false });
   });
 
-  it('draining waits for in-flight work, keeps answering status and repeated stops, then stops', async () => {
+  it('draining waits for runs executing a step, keeps answering status and repeated stops, then stops', async () => {
     const h = start();
     await serving(h);
-    h.actor.send({ type: 'work.started', id: 'run:a' });
-    h.actor.send({ type: 'work.started', id: 'run:b' });
+    executingRun(h, 'a');
+    executingRun(h, 'b');
     h.actor.send({ type: 'daemon.stop', reason: 'SIGTERM' });
     expect(h.actor.getSnapshot().value).toBe('draining');
     expect(h.journal.at(-1)).toEqual({
       type: 'daemon.stopping',
-      data: { reason: 'SIGTERM', in_flight: 2, executing_runs: 0 },
+      data: { reason: 'SIGTERM', executing_runs: 2 },
     });
 
     h.actor.send({ type: 'control.request', key: 's', method: 'status', params: {} });
@@ -167,17 +183,17 @@ describe('daemon root machine', () => {
       result: { pid: 4242, already_stopping: true, drain_timeout_ms: 5000 },
     });
 
-    h.actor.send({ type: 'work.settled', id: 'run:a' });
+    finishStep(h, 'a');
     expect(h.actor.getSnapshot().value).toBe('draining');
-    h.actor.send({ type: 'work.settled', id: 'run:b' });
+    finishStep(h, 'b');
     expect(h.actor.getSnapshot().status).toBe('done');
     expect(h.actor.getSnapshot().output).toEqual({ exitCode: 0, failure: null, drainTimedOut: false });
   });
 
-  it('the drain timeout (simulated clock) cuts off work that never settles', async () => {
+  it('the drain timeout (simulated clock) cuts off a run that never finishes its step', async () => {
     const h = start({ drainTimeoutMs: 5000 });
     await serving(h);
-    h.actor.send({ type: 'work.started', id: 'run:stuck' });
+    executingRun(h, 'stuck');
     h.actor.send({ type: 'daemon.stop', reason: 'SIGTERM' });
     h.clock.increment(4999);
     expect(h.actor.getSnapshot().value).toBe('draining');
@@ -193,22 +209,12 @@ describe('daemon root machine', () => {
   it('a stop request sets its own drain timeout', async () => {
     const h = start({ drainTimeoutMs: 60_000 });
     await serving(h);
-    h.actor.send({ type: 'work.started', id: 'run:stuck' });
+    executingRun(h, 'stuck');
     h.actor.send({ type: 'control.request', key: 'k', method: 'stop', params: { timeout_ms: 100 } });
     h.clock.increment(99);
     expect(h.actor.getSnapshot().value).toBe('draining');
     h.clock.increment(1);
     expect(h.actor.getSnapshot().output).toMatchObject({ drainTimedOut: true });
-  });
-
-  it('work that settles before it is tracked twice is counted once', async () => {
-    const h = start();
-    await serving(h);
-    h.actor.send({ type: 'work.started', id: 'x' });
-    h.actor.send({ type: 'work.started', id: 'x' });
-    expect(h.actor.getSnapshot().context.activeWork).toEqual(['x']);
-    h.actor.send({ type: 'work.settled', id: 'x' });
-    expect(h.actor.getSnapshot().context.activeWork).toEqual([]);
   });
 
   it('a control socket failure while serving drains and exits non-zero', async () => {
