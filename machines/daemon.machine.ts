@@ -60,6 +60,13 @@ export const daemonMachine = setup({
     retention: retentionMachine,
   },
   actions: {
+    /**
+     * The daemon is ready (provided by the wiring): pending gateway commands are applied,
+     * `daemon.json` is written, the ready line is logged, the state files are watched.
+     */
+    announceReady: (_args, _params: undefined) => undefined,
+    /** Stops watching the state files: from draining on, the daemon removes them itself. */
+    stopStateWatch: (_args, _params: undefined) => undefined,
     /** Appends a lifecycle entry to the durable journal; provided by the wiring. */
     journal: (_args, _params: JournalParams) => undefined,
     replyStatus: sendTo(
@@ -480,7 +487,9 @@ export const daemonMachine = setup({
         'restoreRuns',
         'startGateway',
         'startRetention',
+        'announceReady',
       ],
+      exit: 'stopStateWatch',
       on: {
         'run.state': { actions: ['trackRun', 'admitRuns'] },
         'run.submit': [

@@ -180,6 +180,55 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     const toRoot = (event: DaemonEvent) => rootRef?.send(event);
     const tokens = gatewayTokenSource(options.gatewayTokenFile);
     liveSecrets.set('gateway token', [tokens.read()]);
+    /**
+     * Entered with `serving` (the root's `announceReady`): commands stored before a crash but
+     * never applied are applied (at most once each), `daemon.json` is written, the ready line is
+     * logged, and the watch on the state files begins.
+     */
+    const announceReady = () => {
+      // Commands stored before a crash but never applied: apply them now (at most once each).
+      for (const pending of pendingCommands(openStore, logger)) {
+        intake.applyGatewayCommand(
+          {
+            op: 'command',
+            dseq: pending.dseq,
+            cmd_id: pending.cmdId,
+            kind: pending.kind,
+            args: pending.args,
+            ...(pending.runId ? { run_id: pending.runId } : {}),
+          },
+          toRoot,
+        );
+      }
+      writeRuntimeFile(paths.runtimeFile, {
+        pid: process.pid,
+        socket_path: paths.socketPath,
+        version: packageVersion,
+        started_at: startedAt,
+        launch: {
+          foreground: options.foreground,
+          ...(options.gatewayUrl === undefined ? {} : { gatewayUrl: options.gatewayUrl }),
+          ...(options.gatewayTokenFile === undefined ? {} : { gatewayTokenFile: options.gatewayTokenFile }),
+          ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
+          ...(options.maxRuns === undefined ? {} : { maxRuns: options.maxRuns }),
+          inspect: options.inspect,
+          ...(options.inspectPort === undefined ? {} : { inspectPort: options.inspectPort }),
+        },
+      });
+      logger.info(
+        { socket: paths.socketPath, project: projectRoot, gateway: settings.gatewayUrl ?? 'offline' },
+        'daemon ready',
+      );
+      stateWatch = watchStateFiles({
+        files: [paths.lockPath, paths.socketPath],
+        onLost: (lost) => {
+          const what = lost.cause === 'missing' ? 'is gone' : 'now names another file';
+          logger.error(lost, `${STATE_REMOVED}: ${lost.path} ${what}; draining and stopping`);
+          toRoot({ type: 'daemon.stop', reason: STATE_REMOVED });
+        },
+      });
+    };
+
     const machine = daemonMachine.provide({
       actors: {
         controlServer: controlServerLogic({
@@ -272,6 +321,9 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
         }),
       },
       actions: {
+        announceReady: () => announceReady(),
+        // Once draining, our own clean-up removes the socket: that is no loss to report.
+        stopStateWatch: () => stateWatch?.stop(),
         persistRun: ({ self }, params) => {
           try {
             // The run and, for a gateway run.start, its command.result: one transaction.
@@ -341,7 +393,6 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     });
 
     rootSnapshot = () => root.getSnapshot();
-    let announced = false;
     let linkState = '';
     root.subscribe({
       next: (snapshot) => {
@@ -354,51 +405,6 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           );
           feeds.poke();
         }
-        // Once draining, our own clean-up removes the socket: that is no loss to report.
-        if (!snapshot.matches('serving')) stateWatch?.stop();
-        if (announced || !snapshot.matches('serving')) return;
-        announced = true;
-        // Commands stored before a crash but never applied: apply them now (at most once each).
-        for (const pending of pendingCommands(openStore, logger)) {
-          intake.applyGatewayCommand(
-            {
-              op: 'command',
-              dseq: pending.dseq,
-              cmd_id: pending.cmdId,
-              kind: pending.kind,
-              args: pending.args,
-              ...(pending.runId ? { run_id: pending.runId } : {}),
-            },
-            toRoot,
-          );
-        }
-        writeRuntimeFile(paths.runtimeFile, {
-          pid: process.pid,
-          socket_path: paths.socketPath,
-          version: packageVersion,
-          started_at: startedAt,
-          launch: {
-            foreground: options.foreground,
-            ...(options.gatewayUrl === undefined ? {} : { gatewayUrl: options.gatewayUrl }),
-            ...(options.gatewayTokenFile === undefined ? {} : { gatewayTokenFile: options.gatewayTokenFile }),
-            ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
-            ...(options.maxRuns === undefined ? {} : { maxRuns: options.maxRuns }),
-            inspect: options.inspect,
-            ...(options.inspectPort === undefined ? {} : { inspectPort: options.inspectPort }),
-          },
-        });
-        logger.info(
-          { socket: paths.socketPath, project: projectRoot, gateway: settings.gatewayUrl ?? 'offline' },
-          'daemon ready',
-        );
-        stateWatch = watchStateFiles({
-          files: [paths.lockPath, paths.socketPath],
-          onLost: (lost) => {
-            const what = lost.cause === 'missing' ? 'is gone' : 'now names another file';
-            logger.error(lost, `${STATE_REMOVED}: ${lost.path} ${what}; draining and stopping`);
-            root.send({ type: 'daemon.stop', reason: STATE_REMOVED });
-          },
-        });
       },
       // Without an error observer an action that throws would crash the process unlogged.
       error: (error) => logger.fatal({ err: error }, 'root actor failed'),

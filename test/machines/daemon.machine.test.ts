@@ -31,11 +31,14 @@ interface Harness {
   clock: SimulatedClock;
   journal: JournalParams[];
   replies: ControlActorEvent[];
+  effects: string[];
 }
 
 function start(options: { recovery?: () => Promise<RecoveryReport>; drainTimeoutMs?: number } = {}): Harness {
   const journal: JournalParams[] = [];
   const replies: ControlActorEvent[] = [];
+  /** The wiring's effects, in order, with the journal entries among them. */
+  const effects: string[] = [];
   const clock = new SimulatedClock();
   const machine = daemonMachine.provide({
     actors: {
@@ -45,7 +48,12 @@ function start(options: { recovery?: () => Promise<RecoveryReport>; drainTimeout
       recoverState: fromPromise(options.recovery ?? (async () => recovery('clean'))),
     },
     actions: {
-      journal: (_args, params) => journal.push(params),
+      journal: (_args, params) => {
+        journal.push(params);
+        effects.push(params.type);
+      },
+      announceReady: () => effects.push('ready'),
+      stopStateWatch: () => effects.push('state watch stopped'),
     },
   });
   const actor = createActor(machine, {
@@ -53,7 +61,7 @@ function start(options: { recovery?: () => Promise<RecoveryReport>; drainTimeout
     clock,
   });
   actor.start();
-  return { actor, clock, journal, replies };
+  return { actor, clock, journal, replies, effects };
 }
 
 /** A run whose one step is executing (its step runner is the machine's default: it never exits). */
@@ -215,6 +223,20 @@ describe('daemon root machine', () => {
     expect(h.actor.getSnapshot().value).toBe('draining');
     h.clock.increment(1);
     expect(h.actor.getSnapshot().output).toMatchObject({ drainTimedOut: true });
+  });
+
+  it('announces readiness on entering serving, after the start is journaled, and stops the state watch on leaving', async () => {
+    const h = start();
+    await serving(h);
+    expect(h.effects).toEqual(['daemon.started', 'ready']);
+    h.actor.send({ type: 'daemon.stop', reason: 'SIGTERM' });
+    expect(h.effects).toEqual([
+      'daemon.started',
+      'ready',
+      'state watch stopped',
+      'daemon.stopping',
+      'daemon.stopped',
+    ]);
   });
 
   it('a control socket failure while serving drains and exits non-zero', async () => {
