@@ -16,7 +16,7 @@ import { fromCallback } from 'xstate';
 import type { ControlActorEvent } from '../../machines/daemon.machine.js';
 import { ControlServer, type ControlServerLogger } from '../control/server.js';
 import { errorMessage } from '../errors/error-message.js';
-import type { Intake } from './intake.js';
+import type { Intake } from '../intake/intake.js';
 import { type FileIdentity, fileIdentity, removeIfSame } from './state-watch.js';
 
 export interface ControlActorDeps {

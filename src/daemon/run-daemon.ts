@@ -15,10 +15,19 @@ import { isCharterError } from '../errors/charter-error.js';
 import { errorMessage } from '../errors/error-message.js';
 import { gatewayTokenSource } from '../gateway/token.js';
 import { transportLogic } from '../gateway/transport.js';
+import { createIntake } from '../intake/intake.js';
 import { createDaemonLogger, type DaemonLogger } from '../logging/logger.js';
+import { daemonFigures, healthOf, type RootSnapshot, statusOfSnapshot } from '../monitoring/daemon-view.js';
+import { MetricsEndpoint } from '../monitoring/endpoint.js';
+import { DaemonMetrics } from '../monitoring/recorder.js';
+import { WatchFeeds } from '../monitoring/watch-feed.js';
 import { type DaemonSettings, loadProjectConfig, resolveDaemonSettings } from '../project/config.js';
 import { daemonPaths, resolveProjectRoot } from '../project/paths.js';
 import { readRuntimeFile, writeRuntimeFile } from '../project/runtime-file.js';
+import { CrashRecorder } from '../runs/crash-recorder.js';
+import { recoverRuns } from '../runs/recovery.js';
+import { RunFollowers } from '../runs/run-followers.js';
+import { createRunLogic } from '../runs/run-logic.js';
 import { LiveSecrets } from '../secrets/live-secrets.js';
 import { SecretBox } from '../secrets/secret-box.js';
 import { Store } from '../store/store.js';
@@ -28,19 +37,10 @@ import { packageVersion } from '../version.js';
 import { WorkflowCatalog } from '../workflow/catalog.js';
 import { controlServerLogic } from './control-actor.js';
 import { crashPoint } from './crash-points.js';
-import { CrashRecorder } from './crash-recorder.js';
-import { createIntake } from './intake.js';
 import { EXIT_ALREADY_RUNNING, type LaunchOptions, LaunchOptionsSchema } from './launch-options.js';
 import { ProjectLock } from './lock.js';
-import { daemonFigures, healthOf, type RootSnapshot, statusOfSnapshot } from './metrics/daemon-view.js';
-import { MetricsEndpoint } from './metrics/endpoint.js';
-import { DaemonMetrics } from './metrics/recorder.js';
-import { recoverRuns } from './recovery.js';
-import { RunFollowers } from './run-events.js';
-import { createRunLogic } from './run-logic.js';
 import { clearStaleState, prepareStateDirs } from './state-dir.js';
 import { removeIfSame, type StateWatch, watchStateFiles } from './state-watch.js';
-import { WatchFeeds } from './watch-feed.js';
 
 const LIFECYCLE_TYPES = ['daemon.started', 'daemon.stopped'] as const;
 /** The first automatic prune comes this long after start, or after one interval if shorter. */
@@ -488,7 +488,7 @@ function installSignalHandlers(root: AnyActorRef, logger: Logger): (() => void)[
 
 async function startInspector(port: number, logger: Logger): Promise<InspectorHandle> {
   // Loaded only with --inspect: no cost when off.
-  const { startInspectorRelay } = await import('./inspector.js');
+  const { startInspectorRelay } = await import('../inspector/relay.js');
   const relay = await startInspectorRelay({ port });
   logger.info({ url: relay.pageUrl }, 'Stately inspector relay listening: open the URL in a browser');
   return relay;

@@ -42,7 +42,7 @@ export interface TransportDeps {
   readonly onStoreError?: (error: unknown) => void;
   /** Encrypts a command's input and answer values before it is stored (see sealForInbox). */
   readonly sealCommand?: (command: CommandFrame) => CommandFrame;
-  /** Counts for the metrics (src/daemon/metrics/recorder.ts); absent in tests that do not look. */
+  /** Counts for the metrics (src/monitoring/recorder.ts); absent in tests that do not look. */
   readonly counters?: TransportCounters;
 }
 

@@ -4,7 +4,8 @@ import { createWebSocketReceiver, type StatelyInspectionEvent } from '@statelyai
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { assign, createActor, setup } from 'xstate';
-import { type InspectorRelay, redactSecrets, startInspectorRelay } from '../../src/daemon/inspector.js';
+import { redactSecrets } from '../../src/inspector/redact.js';
+import { type InspectorRelay, startInspectorRelay } from '../../src/inspector/relay.js';
 import { waitUntil } from '../support/wait.js';
 
 const SECRET = 'tok-SECRET-123';

@@ -7,9 +7,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { redactSecrets } from '../../src/daemon/inspector.js';
 import { hasCode } from '../../src/errors/charter-error.js';
 import { readCommand, sealForInbox } from '../../src/gateway/command-frame.js';
+import { redactSecrets } from '../../src/inspector/redact.js';
 import { createDaemonLogger } from '../../src/logging/logger.js';
 import { LiveSecrets } from '../../src/secrets/live-secrets.js';
 import { answerAad, inputAad, openInputs, sealSecretFields } from '../../src/secrets/seal-values.js';

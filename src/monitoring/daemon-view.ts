@@ -2,9 +2,9 @@
  * What metrics, health and the live view read from the root actor's snapshot: plain reads of
  * figures the root keeps up to date anyway (counts, queue, link), O(1) whatever the number of runs.
  */
-import { type DaemonContext, statusOf } from '../../../machines/daemon.machine.js';
-import type { StatusResult } from '../../protocol/control.js';
-import type { StoreFault } from '../../store/store-health.js';
+import { type DaemonContext, statusOf } from '../../machines/daemon.machine.js';
+import type { StatusResult } from '../protocol/control.js';
+import type { StoreFault } from '../store/store-health.js';
 import type { Health } from './endpoint.js';
 import type { MetricsSources } from './exposition.js';
 

@@ -6,9 +6,11 @@
  */
 import type { DaemonEvent } from '../../machines/daemon.machine.js';
 import type { ControlCall } from '../control/server.js';
+import { crashPoint } from '../daemon/crash-points.js';
 import { type ErrorCode, errorCatalogue, isErrorCode } from '../errors/catalogue.js';
 import { CharterError, isCharterError } from '../errors/charter-error.js';
 import { errorMessage } from '../errors/error-message.js';
+import type { WatchFeeds } from '../monitoring/watch-feed.js';
 import type {
   ControlReply,
   LogFileStatus,
@@ -20,6 +22,8 @@ import type {
 import { type CommandFrame, commandArgs } from '../protocol/gateway.js';
 import { type ControlParams, methodParams } from '../protocol/methods.js';
 import type { RunDetail } from '../protocol/runs.js';
+import type { RunFollowers } from '../runs/run-followers.js';
+import { newRunId } from '../runs/run-id.js';
 import { openGatewayCommand, sealGatewayCommand } from '../secrets/gateway-command.js';
 import { answerAad, inputAad, sealSecretFields } from '../secrets/seal-values.js';
 import type { SecretBox } from '../secrets/secret-box.js';
@@ -29,10 +33,6 @@ import { isCorruptionError } from '../store/store-errors.js';
 import type { StoreHealth } from '../store/store-health.js';
 import type { WorkflowCatalog } from '../workflow/catalog.js';
 import { checkAnswers, coerceInputs } from '../workflow/values.js';
-import { crashPoint } from './crash-points.js';
-import type { RunFollowers } from './run-events.js';
-import { newRunId } from './run-id.js';
-import type { WatchFeeds } from './watch-feed.js';
 
 export interface CallIo {
   /** Answers the call; false once the caller has gone. */

@@ -9,10 +9,10 @@
  * inside a transaction that later rolls back (a failed write): such an entry is counted anyway,
  * which only happens while the store is failing, and is visible as such.
  */
-import type { ConnectOutcome, TransportCounters } from '../../gateway/transport.js';
-import { commandArgs } from '../../protocol/gateway.js';
-import type { JournalEntry } from '../../store/journal-entry.js';
-import type { Store } from '../../store/store.js';
+import type { ConnectOutcome, TransportCounters } from '../gateway/transport.js';
+import { commandArgs } from '../protocol/gateway.js';
+import type { JournalEntry } from '../store/journal-entry.js';
+import type { Store } from '../store/store.js';
 
 /** Seconds; from a quick step to a run that waited a day at a gate. */
 export const DURATION_BUCKETS_SECONDS = [

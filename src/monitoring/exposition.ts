@@ -10,7 +10,7 @@
  */
 import { statSync } from 'node:fs';
 import { collectDefaultMetrics, type Metric, Registry } from 'prom-client';
-import type { RunCounts } from '../../protocol/control.js';
+import type { RunCounts } from '../protocol/control.js';
 import { type DaemonMetrics, DURATION_BUCKETS_SECONDS, type HistogramSeries } from './recorder.js';
 
 /** The link states the gauge always lists (1 for the current one, 0 for the others). */

@@ -1,5 +1,5 @@
 /**
- * `start --inspect`: a loopback-only replacement for `@statelyai/inspect/server`. The stock relay
+ * `start --inspect`: the relay, a loopback-only replacement for `@statelyai/inspect/server`. The stock relay
  * listens on every interface with no way to change it and no access control, and the inspection
  * stream carries full actor context. Ours binds 127.0.0.1, requires a random token on both the
  * page and the WebSocket, and redacts secret-looking keys before anything is sent.
@@ -7,10 +7,11 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createWebSocketInspector, type StatelyInspectionEvent } from '@statelyai/inspect';
+import { createWebSocketInspector } from '@statelyai/inspect';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { InspectionEvent } from 'xstate';
-import { isSealed, REDACTED_SECRET } from '../secrets/sealed.js';
+import { DEFAULT_UI_URL, pageHtml, parseUiUrl, REPLAY_MAX_MESSAGES } from './page.js';
+import { MAX_PAYLOAD_BYTES, redactSecrets, sanitizeInspectionEvent } from './redact.js';
 
 export interface InspectorRelayOptions {
   /** 0 or undefined: an ephemeral port. */
@@ -32,215 +33,16 @@ export interface InspectorRelay {
 }
 
 const HOST = '127.0.0.1';
-const DEFAULT_UI_URL = 'https://stately.ai/inspect';
 const RELAY_PATH = '/relay';
-const REDACTED = '[redacted]';
-const SECRET_KEY = /token|secret|password|authorization|cookie|api[_-]?key/i;
 
-const MAX_PAYLOAD_BYTES = 1024 * 1024;
-const REPLAY_MAX_MESSAGES = 200;
 /** Actors whose registration a late page gets (the oldest are forgotten past it). */
 const MAX_REMEMBERED_ACTORS = 20_000;
 // 200 messages of up to maxPayload each would be 200 MiB held for the daemon's lifetime.
 const REPLAY_MAX_BYTES = 16 * 1024 * 1024;
 // A browser tab that stops reading must not make the daemon buffer without bound.
 const CLIENT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
-// An event the relay would reject (maxPayload) closes the adapter's socket for good: it only
-// reconnects after errors, not after a close. Keep well under the limit.
-const MAX_EVENT_BYTES = MAX_PAYLOAD_BYTES / 2;
-// Same as the stock adapter's serializationDepthLimit default.
-const MAX_DEPTH = 10;
 const HANDSHAKE_TIMEOUT_MS = 5_000;
 const DAEMON_CLOSE_TIMEOUT_MS = 1_000;
-
-/**
- * A deep copy of `value` in which the value of every key matching
- * /token|secret|password|authorization|cookie|api[_-]?key/i is "[redacted]", and every sealed
- * secret (a run's secret input or answer, src/secrets/sealed.ts) is "***" whatever its key.
- * Plain objects and arrays are copied (cycles and shared references are reproduced in the
- * copy); anything else (class instances, Map, Date, …) is returned as is. A key whose value is
- * null or undefined keeps it: that a secret is unset is not itself secret.
- */
-export function redactSecrets<T>(value: T): T {
-  return redactValue(value, new Map()) as T;
-}
-
-function redactValue(value: unknown, copies: Map<object, unknown>): unknown {
-  if (value === null || typeof value !== 'object') return value;
-  const existing = copies.get(value);
-  if (existing !== undefined) return existing;
-  if (isSealed(value)) return REDACTED_SECRET;
-  if (Array.isArray(value)) {
-    const copy: unknown[] = [];
-    copies.set(value, copy);
-    for (const item of value) copy.push(redactValue(item, copies));
-    return copy;
-  }
-  if (!isPlainObject(value)) return value;
-  const copy: Record<PropertyKey, unknown> = Object.create(Object.getPrototypeOf(value));
-  copies.set(value, copy);
-  for (const key of Reflect.ownKeys(value)) {
-    if (!Object.prototype.propertyIsEnumerable.call(value, key)) continue;
-    const item = (value as Record<PropertyKey, unknown>)[key];
-    copy[key] =
-      typeof key === 'string' && SECRET_KEY.test(key) && item !== null && item !== undefined
-        ? REDACTED
-        : redactValue(item, copies);
-  }
-  return copy;
-}
-
-function isPlainObject(value: object): value is Record<PropertyKey, unknown> {
-  const proto: unknown = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
-/**
- * JSON-shaped data as the adapter would send it (toJSON honoured, functions as `{ type: name }`
- * like the stock replacer), so redaction sees exactly what leaves, not live objects whose
- * fields it cannot copy.
- */
-function toJsonData(value: unknown, key: string, ancestors: object[]): unknown {
-  let current = value;
-  if (current !== null && typeof current === 'object' && 'toJSON' in current) {
-    const toJSON: unknown = current.toJSON;
-    if (typeof toJSON === 'function') {
-      try {
-        current = toJSON.call(current, key);
-      } catch {
-        return '[unserializable]';
-      }
-    }
-  }
-  switch (typeof current) {
-    case 'string':
-    case 'boolean':
-      return current;
-    case 'number':
-      return Number.isFinite(current) ? current : null;
-    case 'bigint':
-      return current.toString();
-    case 'function':
-      return { type: current.name };
-    case 'undefined':
-    case 'symbol':
-      return undefined;
-  }
-  if (current === null || typeof current !== 'object') return null;
-  if (ancestors.includes(current)) return '[Circular]';
-  if (ancestors.length >= MAX_DEPTH) return Array.isArray(current) ? '[Array]' : '[Object]';
-  ancestors.push(current);
-  try {
-    if (Array.isArray(current)) {
-      return current.map((item, index) => toJsonData(item, String(index), ancestors) ?? null);
-    }
-    const out: Record<string, unknown> = {};
-    for (const childKey of Object.keys(current)) {
-      let child: unknown;
-      try {
-        child = (current as Record<string, unknown>)[childKey];
-      } catch {
-        continue;
-      }
-      const converted = toJsonData(child, childKey, ancestors);
-      if (converted !== undefined) out[childKey] = converted;
-    }
-    return out;
-  } finally {
-    ancestors.pop();
-  }
-}
-
-// In a machine definition the keys of these maps are state, event and delay names, not data:
-// redacting `on: { SET_TOKEN: … }` would only break the diagram.
-const NAME_MAPS = new Set(['states', 'on', 'after']);
-
-function redactDefinitionNode(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(redactDefinitionNode);
-  if (node === null || typeof node !== 'object') return node;
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(node)) {
-    if (NAME_MAPS.has(key) && value !== null && typeof value === 'object' && !Array.isArray(value)) {
-      const names: Record<string, unknown> = {};
-      for (const [name, child] of Object.entries(value)) names[name] = redactDefinitionNode(child);
-      out[key] = names;
-    } else if (SECRET_KEY.test(key) && value !== null && value !== undefined) {
-      out[key] = REDACTED;
-    } else {
-      // Context, params, input, meta…: ordinary data, no exemptions below this point.
-      out[key] = redactSecrets(value);
-    }
-  }
-  return out;
-}
-
-function redactDefinition(definition: string): string | undefined {
-  try {
-    return JSON.stringify(redactDefinitionNode(JSON.parse(definition)));
-  } catch {
-    // Unparseable means unverifiable: drop it rather than send it unchecked.
-    return undefined;
-  }
-}
-
-/** State values hold only state names, which the UI needs verbatim. */
-function isStateValue(value: unknown): boolean {
-  if (typeof value === 'string') return true;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
-  return Object.values(value).every(isStateValue);
-}
-
-function byteLength(value: unknown): number {
-  return Buffer.byteLength(JSON.stringify(value) ?? '');
-}
-
-const OMITTED = '[omitted: too large for the inspector]';
-
-/**
- * Runs on every event before it reaches the adapter (and again on events the adapter held back
- * while connecting, so it must be idempotent). `sanitizeContext` / `sanitizeEvent` only cover
- * context and events; the machine definition and the rest of the snapshot can carry secrets too
- * (a static `context: { token }` is in the definition).
- */
-function sanitizeInspectionEvent(event: StatelyInspectionEvent): StatelyInspectionEvent {
-  const data = toJsonData(event, '', []);
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return event;
-  const { definition, snapshot, ...rest } = data as Record<string, unknown>;
-  const out = redactSecrets(rest);
-  if (typeof definition === 'string') {
-    const redacted = redactDefinition(definition);
-    if (redacted !== undefined) out.definition = redacted;
-  }
-  if (snapshot !== null && typeof snapshot === 'object' && !Array.isArray(snapshot)) {
-    const { value, ...snapshotRest } = snapshot as Record<string, unknown>;
-    const redacted = redactSecrets(snapshotRest);
-    if (value !== undefined) redacted.value = isStateValue(value) ? value : redactSecrets(value);
-    out.snapshot = redacted;
-  } else if (snapshot !== undefined) {
-    out.snapshot = redactSecrets(snapshot);
-  }
-  shrinkToFit(out);
-  return out as unknown as StatelyInspectionEvent;
-}
-
-/** Gives up the least useful parts first: bulky data, then the diagram, then the snapshot. */
-function shrinkToFit(out: Record<string, unknown>): void {
-  if (byteLength(out) <= MAX_EVENT_BYTES) return;
-  const snapshot = out.snapshot as Record<string, unknown> | undefined;
-  if (snapshot !== undefined) {
-    for (const key of ['context', 'output', 'error', 'children', 'historyValue']) {
-      if (key in snapshot) snapshot[key] = OMITTED;
-    }
-  }
-  if (out.event !== null && typeof out.event === 'object') {
-    const type = (out.event as { type?: unknown }).type;
-    out.event = { type: typeof type === 'string' ? type : 'unknown', omitted: OMITTED };
-  }
-  if (byteLength(out) <= MAX_EVENT_BYTES) return;
-  delete out.definition;
-  if (byteLength(out) <= MAX_EVENT_BYTES) return;
-  if (snapshot !== undefined) out.snapshot = { status: snapshot.status, value: OMITTED };
-}
 
 function tokenMatches(expected: Buffer, candidate: string | null): boolean {
   if (candidate === null) return false;
@@ -254,71 +56,6 @@ function requestUrl(req: IncomingMessage): URL | undefined {
   } catch {
     return undefined;
   }
-}
-
-function escapeHtmlAttribute(value: string): string {
-  return value.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
-}
-
-function parseUiUrl(uiUrl: string): string {
-  const parsed = new URL(uiUrl);
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
-    throw new TypeError(`inspector UI URL must be http(s): ${uiUrl}`);
-  }
-  return parsed.href;
-}
-
-/**
- * Like the stock bridge, but the relay socket is same-origin with the token, messages go only to
- * the origin the UI frame announced itself from, and no referrer (which would carry the token)
- * is sent to the UI's host.
- */
-function pageHtml(socketUrl: string, uiUrl: string): string {
-  // The socket URL is ours (127.0.0.1, a number, base64url); "<" is escaped regardless so the
-  // literal can never close the script element.
-  const socketLiteral = JSON.stringify(socketUrl).replace(/</g, '\\u003c');
-  return `<!DOCTYPE html>
-<html>
-<head>
-  <meta charset="utf-8">
-  <meta name="referrer" content="no-referrer">
-  <title>Charter daemon inspector</title>
-  <style>
-    * { margin: 0; padding: 0; }
-    html, body { height: 100%; }
-    iframe { width: 100%; height: 100%; border: none; }
-  </style>
-</head>
-<body>
-  <iframe id="inspector" referrerpolicy="no-referrer" src="${escapeHtmlAttribute(uiUrl)}"></iframe>
-  <script>
-    const iframe = document.getElementById('inspector');
-    const buffer = [];
-    let uiOrigin = null;
-
-    window.addEventListener('message', (e) => {
-      if (e.source !== iframe.contentWindow) return;
-      if (e.data && e.data.type === '@statelyai.connected') {
-        uiOrigin = e.origin;
-        for (const data of buffer) iframe.contentWindow.postMessage(data, uiOrigin);
-        buffer.length = 0;
-      }
-    });
-
-    const ws = new WebSocket(${socketLiteral});
-    ws.onmessage = (event) => {
-      let data;
-      try { data = JSON.parse(event.data); } catch { return; }
-      if (uiOrigin !== null) {
-        iframe.contentWindow.postMessage(data, uiOrigin);
-      } else {
-        buffer.push(data);
-        if (buffer.length > ${REPLAY_MAX_MESSAGES}) buffer.shift();
-      }
-    };
-  </script>
-</body>
-</html>`;
 }
 
 function rejectUpgrade(socket: Duplex, status: number, reason: string): void {

@@ -6,8 +6,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CharterError } from '../../errors/charter-error.js';
-import { type ListenAddress, metricsUrl } from '../../project/metrics-address.js';
+import { CharterError } from '../errors/charter-error.js';
+import { type ListenAddress, metricsUrl } from '../project/metrics-address.js';
 import type { Exposition, MetricsSources } from './exposition.js';
 
 /** What /healthz answers: 200 with `ok`, or 503 with the reason. */

@@ -13,6 +13,7 @@ import {
   type StepRunnerEvent,
   type StepRunnerInput,
 } from '../../machines/run.machine.js';
+import { crashPoint } from '../daemon/crash-points.js';
 import type { ControlReply } from '../protocol/control.js';
 import { outputTextBudget, splitTextToFit } from '../protocol/frame-budget.js';
 import type { Waiting } from '../protocol/runs.js';
@@ -34,7 +35,6 @@ import {
 } from '../workflow/step-env.js';
 import { startStepProcess } from '../workflow/step-process.js';
 import { fieldToWire } from '../workflow/values.js';
-import { crashPoint } from './crash-points.js';
 
 export interface RunLogicDeps {
   readonly projectRoot: string;

@@ -11,7 +11,7 @@ import type { WatchHeader, WatchParams, WatchRun, WatchUpdate } from '../protoco
 import type { RunRecord } from '../store/run-store.js';
 import type { Store } from '../store/store.js';
 import type { StoreFault } from '../store/store-health.js';
-import type { DaemonMetrics } from './metrics/recorder.js';
+import type { DaemonMetrics } from './recorder.js';
 
 /** A change reaches watchers this long after it was journaled, at most (plus the write). */
 export const FLUSH_MS = 100;
