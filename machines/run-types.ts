@@ -132,8 +132,11 @@ export type RunReport =
 
 export type RunStateReport = Extract<RunReport, { type: 'run.state' }>;
 
+/** What a step child is started with: the step itself (the workflow's full definition of it). */
 export interface StepRunnerInput {
   readonly runId: string;
+  readonly workflowId: string;
+  readonly step: PlannedStep;
   readonly stepIndex: number;
   readonly attempt: number;
 }

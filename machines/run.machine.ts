@@ -38,6 +38,7 @@ import type {
   Checkpoint,
   CommandAnswer,
   OutputChunk,
+  PlannedStep,
   RunContext,
   RunEvent,
   RunInput,
@@ -78,7 +79,13 @@ export const runMachine = setup({
     startStep: enqueueActions(({ enqueue, context }) => {
       enqueue.spawnChild('stepRunner', {
         id: 'step',
-        input: { runId: context.runId, stepIndex: context.stepIndex, attempt: context.attempt },
+        input: {
+          runId: context.runId,
+          workflowId: context.plan.id,
+          step: context.plan.steps[context.stepIndex] as PlannedStep,
+          stepIndex: context.stepIndex,
+          attempt: context.attempt,
+        },
       });
     }),
     stopStep: enqueueActions(({ enqueue, self }) => {

@@ -61,11 +61,7 @@ export const errorCatalogue = {
     hint: 'Read the reason above and the daemon log; fix it and run `charter-daemon start` again.',
     exitCode: 1,
   },
-  ALREADY_RUNNING: {
-    title: 'a daemon is already running for this project',
-    hint: 'Use `charter-daemon status` to see it, or `charter-daemon stop` to stop it.',
-    exitCode: 0,
-  },
+
   STOP_TIMEOUT: {
     title: 'the daemon did not stop in time',
     hint: 'Give it longer with --timeout, or kill it with `charter-daemon stop --force`.',

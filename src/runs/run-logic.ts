@@ -127,107 +127,104 @@ export function createRunLogic(deps: RunLogicDeps) {
     crashPoint('command.applied');
   }
 
-  const stepRunner = fromCallback<StepRunnerEvent, StepRunnerInput>(
-    ({ input, sendBack, receive, system }) => {
-      const runActor = system.get(`run:${input.runId}`);
-      const workflow = workflowOf(runActor.getSnapshot().context as RunContext);
-      const step = workflow.steps[input.stepIndex] as RunStep;
-      const log = deps.logger.child({ run: input.runId, step: step.id });
+  const stepRunner = fromCallback<StepRunnerEvent, StepRunnerInput>(({ input, sendBack, receive }) => {
+    // The plan is the shared workflow definition, so the step is the workflow's own RunStep.
+    const step = input.step as RunStep;
+    const log = deps.logger.child({ run: input.runId, step: step.id });
 
-      if (step.runtime === 'python' && venvPath(deps.projectRoot) === null) {
-        const message =
-          'this step needs the project runtime .charter/.venv, which does not exist: run `charter install` in the project, then start a new run';
-        sendBack({ type: 'step.output', chunk: { stream: 'stderr', text: `${message}\n` } });
-        sendBack({ type: 'step.exited', outcome: { kind: 'spawn_failed', message } });
-        return undefined;
-      }
+    if (step.runtime === 'python' && venvPath(deps.projectRoot) === null) {
+      const message =
+        'this step needs the project runtime .charter/.venv, which does not exist: run `charter install` in the project, then start a new run';
+      sendBack({ type: 'step.output', chunk: { stream: 'stderr', text: `${message}\n` } });
+      sendBack({ type: 'step.exited', outcome: { kind: 'spawn_failed', message } });
+      return undefined;
+    }
 
-      const record = store.runs.getRecord(input.runId);
-      let opened: {
-        inputs: Record<string, StepScalar>;
-        answers: Record<string, Record<string, StepScalar>>;
-        secrets: string[];
+    const record = store.runs.getRecord(input.runId);
+    let opened: {
+      inputs: Record<string, StepScalar>;
+      answers: Record<string, Record<string, StepScalar>>;
+      secrets: string[];
+    };
+    try {
+      const inputs = openInputs(input.runId, record?.inputs ?? {}, deps.secrets);
+      const answers = openAnswers(input.runId, record?.answers ?? {}, deps.secrets);
+      opened = {
+        inputs: inputs.values,
+        answers: answers.values,
+        secrets: [...inputs.secrets, ...answers.secrets],
       };
-      try {
-        const inputs = openInputs(input.runId, record?.inputs ?? {}, deps.secrets);
-        const answers = openAnswers(input.runId, record?.answers ?? {}, deps.secrets);
-        opened = {
-          inputs: inputs.values,
-          answers: answers.values,
-          secrets: [...inputs.secrets, ...answers.secrets],
-        };
-      } catch (error) {
-        // A clear reason on the run, never a crash (SECRETS_UNAVAILABLE: the key file).
-        const message = `secrets unavailable: ${error instanceof Error ? error.message : String(error)}`;
-        log.error({ error: message }, 'step not started: its secrets cannot be decrypted');
-        sendBack({ type: 'step.output', chunk: { stream: 'stderr', text: `${message}\n` } });
-        sendBack({ type: 'step.exited', outcome: { kind: 'spawn_failed', message } });
-        return undefined;
-      }
-      const runDir = join(deps.runsDir, input.runId);
-      mkdirSync(runDir, { recursive: true, mode: 0o700 });
-      const contextFile = join(runDir, 'context.json');
-      // Secrets are `***` in the file: a step that needs one reads its environment variable.
-      writeContextFile(contextFile, {
-        run_id: input.runId,
-        workflow_id: workflow.id,
-        inputs: redactSealed(record?.inputs ?? {}) as Record<string, StepScalar>,
-        answers: redactSealed(record?.answers ?? {}) as Record<string, Record<string, StepScalar>>,
-      });
+    } catch (error) {
+      // A clear reason on the run, never a crash (SECRETS_UNAVAILABLE: the key file).
+      const message = `secrets unavailable: ${error instanceof Error ? error.message : String(error)}`;
+      log.error({ error: message }, 'step not started: its secrets cannot be decrypted');
+      sendBack({ type: 'step.output', chunk: { stream: 'stderr', text: `${message}\n` } });
+      sendBack({ type: 'step.exited', outcome: { kind: 'spawn_failed', message } });
+      return undefined;
+    }
+    const runDir = join(deps.runsDir, input.runId);
+    mkdirSync(runDir, { recursive: true, mode: 0o700 });
+    const contextFile = join(runDir, 'context.json');
+    // Secrets are `***` in the file: a step that needs one reads its environment variable.
+    writeContextFile(contextFile, {
+      run_id: input.runId,
+      workflow_id: input.workflowId,
+      inputs: redactSealed(record?.inputs ?? {}) as Record<string, StepScalar>,
+      answers: redactSealed(record?.answers ?? {}) as Record<string, Record<string, StepScalar>>,
+    });
 
-      const liveOwner = `run:${input.runId}`;
-      deps.liveSecrets?.set(liveOwner, opened.secrets);
-      const masker = new StepOutputMasker(
-        new MaskPatterns([...opened.secrets, ...deps.daemonSecrets().filter((s): s is string => s !== null)]),
-        (chunk) => sendBack({ type: 'step.output', chunk }),
-      );
-      const process_ = startStepProcess({
-        command: step.command,
-        cwd: deps.projectRoot,
-        env: buildStepEnv({
-          projectRoot: deps.projectRoot,
-          runId: input.runId,
-          workflowId: workflow.id,
-          inputs: opened.inputs,
-          answers: opened.answers,
-          stepEnv: step.env,
-          contextFile,
-          baseEnv: process.env,
-          mode: deps.stepEnv,
-        }),
-        timeoutMs: step.timeoutMs,
-        killGraceMs: deps.killGraceMs,
-        // Masked before the run actor sees it: nothing downstream ever holds the clear text.
-        onOutput: (chunk) => masker.push(chunk),
-      });
-      log.info({ pgid: process_.pid, attempt: input.attempt }, 'step started');
-      let stopped = false;
-      let finished = false;
-      process_.done.then((outcome) => {
-        finished = true;
-        deps.liveSecrets?.delete(liveOwner);
-        log.info({ outcome }, 'step finished');
-        if (stopped) return;
-        masker.end();
-        sendBack({ type: 'step.exited', outcome });
-      });
-      receive((event) => {
-        if (event.type === 'step.cancel') process_.cancel(event.reason);
-      });
-      return () => {
-        stopped = true;
-        deps.liveSecrets?.delete(liveOwner);
-        // The run actor is being stopped (the daemon is exiting): nothing may outlive it.
-        if (!finished && process_.pid !== undefined) {
-          try {
-            process.kill(-process_.pid, 'SIGKILL');
-          } catch {
-            // the group is already gone
-          }
+    const liveOwner = `run:${input.runId}`;
+    deps.liveSecrets?.set(liveOwner, opened.secrets);
+    const masker = new StepOutputMasker(
+      new MaskPatterns([...opened.secrets, ...deps.daemonSecrets().filter((s): s is string => s !== null)]),
+      (chunk) => sendBack({ type: 'step.output', chunk }),
+    );
+    const process_ = startStepProcess({
+      command: step.command,
+      cwd: deps.projectRoot,
+      env: buildStepEnv({
+        projectRoot: deps.projectRoot,
+        runId: input.runId,
+        workflowId: input.workflowId,
+        inputs: opened.inputs,
+        answers: opened.answers,
+        stepEnv: step.env,
+        contextFile,
+        baseEnv: process.env,
+        mode: deps.stepEnv,
+      }),
+      timeoutMs: step.timeoutMs,
+      killGraceMs: deps.killGraceMs,
+      // Masked before the run actor sees it: nothing downstream ever holds the clear text.
+      onOutput: (chunk) => masker.push(chunk),
+    });
+    log.info({ pgid: process_.pid, attempt: input.attempt }, 'step started');
+    let stopped = false;
+    let finished = false;
+    process_.done.then((outcome) => {
+      finished = true;
+      deps.liveSecrets?.delete(liveOwner);
+      log.info({ outcome }, 'step finished');
+      if (stopped) return;
+      masker.end();
+      sendBack({ type: 'step.exited', outcome });
+    });
+    receive((event) => {
+      if (event.type === 'step.cancel') process_.cancel(event.reason);
+    });
+    return () => {
+      stopped = true;
+      deps.liveSecrets?.delete(liveOwner);
+      // The run actor is being stopped (the daemon is exiting): nothing may outlive it.
+      if (!finished && process_.pid !== undefined) {
+        try {
+          process.kill(-process_.pid, 'SIGKILL');
+        } catch {
+          // the group is already gone
         }
-      };
-    },
-  );
+      }
+    };
+  });
 
   return runMachine.provide({
     actors: { stepRunner },

@@ -71,7 +71,9 @@ describe('run machine', () => {
     expect(h.actor.getSnapshot().value).toBe('queued');
     h.actor.send({ type: 'run.admit' });
     expect(h.actor.getSnapshot().matches({ running: 'executing' })).toBe(true);
-    expect(h.started).toEqual([{ runId: 'r01', stepIndex: 0, attempt: 1 }]);
+    expect(h.started).toEqual([
+      { runId: 'r01', workflowId: 'greet', step: { id: 'build', kind: 'run' }, stepIndex: 0, attempt: 1 },
+    ]);
     h.actor.send({ type: 'step.output', chunk: { stream: 'stdout', text: 'hi\n' } });
     h.actor.send(exited(0));
     expect(h.stopped).toEqual([0]);
@@ -84,7 +86,13 @@ describe('run machine', () => {
     expect(h.actor.getSnapshot().value).toBe('waiting'); // the input step
     h.actor.send({ type: 'input.submit', key: 'k', stepId: null, answers: { count: 2 } });
     h.actor.send({ type: 'run.admit' });
-    expect(h.started.at(-1)).toEqual({ runId: 'r01', stepIndex: 3, attempt: 1 });
+    expect(h.started.at(-1)).toEqual({
+      runId: 'r01',
+      workflowId: 'greet',
+      step: { id: 'publish', kind: 'run' },
+      stepIndex: 3,
+      attempt: 1,
+    });
     h.actor.send(exited(0));
     expect(h.actor.getSnapshot().value).toBe('succeeded');
     expect(h.actor.getSnapshot().status).toBe('done');
@@ -215,7 +223,9 @@ describe('run machine', () => {
     expect(waiting.checkpoints).toEqual([]); // nothing new to record
     const retry = harness({ stepIndex: 3, resume: 'queued', attempt: 2 });
     retry.actor.send({ type: 'run.admit' });
-    expect(retry.started).toEqual([{ runId: 'r01', stepIndex: 3, attempt: 2 }]);
+    expect(retry.started).toMatchObject([
+      { runId: 'r01', step: { id: 'publish' }, stepIndex: 3, attempt: 2 },
+    ]);
   });
 
   it('a workflow of gates only never starts a process', () => {
