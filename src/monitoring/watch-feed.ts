@@ -8,6 +8,7 @@
  */
 import type { StatusResult } from '../protocol/control.js';
 import type { WatchHeader, WatchParams, WatchRun, WatchUpdate } from '../protocol/observe.js';
+import { isFinalRunState } from '../protocol/run-counts.js';
 import type { RunRecord } from '../store/run-store.js';
 import type { Store } from '../store/store.js';
 import type { StoreFault } from '../store/store-health.js';
@@ -168,7 +169,7 @@ function initialRecent(store: Store, limit: number): WatchRun[] {
   const finished: WatchRun[] = [];
   for (const summary of newest) {
     if (finished.length >= limit) break;
-    if (summary.state === 'succeeded' || summary.state === 'failed' || summary.state === 'cancelled') {
+    if (isFinalRunState(summary.state)) {
       const record = store.runs.getRecord(summary.run_id);
       if (record !== undefined) finished.push(toWatchRun(record));
     }

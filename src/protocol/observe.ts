@@ -5,7 +5,7 @@
  */
 import * as z from 'zod/mini';
 import { DaemonStateSchema, RunCountsSchema, RunStateSchema } from './control.js';
-import { WaitingSchema } from './runs.js';
+import { RunSummarySchema, WaitingSchema } from './runs.js';
 
 export const MetricsParamsSchema = z.strictObject({});
 
@@ -26,13 +26,7 @@ export type WatchParams = z.infer<typeof WatchParamsSchema>;
 
 /** A run as the live view shows it. */
 export const WatchRunSchema = z.object({
-  run_id: z.string(),
-  workflow_id: z.string(),
-  state: RunStateSchema,
-  reason: z.nullable(z.string()),
-  current_step: z.nullable(z.string()),
-  created_at: z.string(),
-  updated_at: z.string(),
+  ...RunSummarySchema.shape,
   finished_at: z.nullable(z.string()),
   /** The gate or input step the run waits at (with the input's fields), else null. */
   waiting: z.nullable(WaitingSchema),

@@ -21,12 +21,9 @@ export function sealSecretFields(
   box: SecretBox,
   aadOf: (name: string) => string,
 ): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(values)) {
-    out[name] =
-      specs[name]?.type === 'secret' && typeof value === 'string' ? box.seal(value, aadOf(name)) : value;
-  }
-  return out;
+  return mapValues(values, (name, value) =>
+    specs[name]?.type === 'secret' && typeof value === 'string' ? box.seal(value, aadOf(name)) : value,
+  );
 }
 
 /** Every value sealed (or left alone when it already is one); for commands not yet checked. */
@@ -35,11 +32,9 @@ export function sealAll(
   box: SecretBox,
   aadOf: (name: string) => string,
 ): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(values)) {
-    out[name] = isSealed(value) ? value : box.seal(JSON.stringify(value), aadOf(name));
-  }
-  return out;
+  return mapValues(values, (name, value) =>
+    isSealed(value) ? value : box.seal(JSON.stringify(value), aadOf(name)),
+  );
 }
 
 /** The inverse of {@link sealAll}. Throws SECRETS_UNAVAILABLE. */
@@ -48,11 +43,9 @@ export function openAll(
   box: SecretBox,
   aadOf: (name: string) => string,
 ): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(values)) {
-    out[name] = isSealed(value) ? (JSON.parse(box.open(value, aadOf(name))) as unknown) : value;
-  }
-  return out;
+  return mapValues(values, (name, value) =>
+    isSealed(value) ? (JSON.parse(box.open(value, aadOf(name))) as unknown) : value,
+  );
 }
 
 /** Opened values, and the secrets among them (what a step's output must not show). */
@@ -103,4 +96,14 @@ export function openAnswers(
     values[stepId] = step;
   }
   return { values, secrets };
+}
+
+/** The same keys, each value replaced by `map(name, value)`. */
+function mapValues(
+  values: Readonly<Record<string, unknown>>,
+  map: (name: string, value: unknown) => unknown,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(values)) out[name] = map(name, value);
+  return out;
 }
