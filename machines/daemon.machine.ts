@@ -13,7 +13,21 @@ import { assign, enqueueActions, fromCallback, fromPromise, sendTo, setup } from
 import type { ErrorCode } from '../src/errors/catalogue.js';
 import { errorMessage } from '../src/errors/error-message.js';
 import type { RunState } from '../src/protocol/control.js';
-import { emptyRunCounts, isFinalRunState } from '../src/protocol/run-counts.js';
+import { isFinalRunState } from '../src/protocol/run-counts.js';
+import {
+  daemonStarted,
+  daemonStopped,
+  daemonStopping,
+  gatewayAfter,
+  initialContext,
+  newRun,
+  notWaitingError,
+  pruneReplies,
+  runGoneError,
+  stopAccepted,
+  stopRequested,
+  unansweredCommands,
+} from './daemon-builders.js';
 import { statusOf } from './daemon-status.js';
 import type {
   ControlActorEvent,
@@ -28,7 +42,7 @@ import type {
 } from './daemon-types.js';
 import { gatewayLinkMachine } from './gateway-link.machine.js';
 import { retentionMachine } from './retention.machine.js';
-import { executing, freeSlotsFor, holdsSlot, markAdmitted, register, track } from './run-registry.js';
+import { executing, freeSlotsFor, markAdmitted, register, track } from './run-registry.js';
 import { RUN_SHARDS, runShardMachine, shardOf } from './run-shard.machine.js';
 import type { RunInput } from './run-types.js';
 
@@ -82,27 +96,10 @@ export const daemonMachine = setup({
       ({ context, event }, params: { alreadyStopping: boolean }): ControlActorEvent => ({
         type: 'control.reply',
         key: (event as ControlRequestEvent).key,
-        reply: {
-          result: {
-            pid: context.facts.pid,
-            already_stopping: params.alreadyStopping,
-            drain_timeout_ms: context.drainTimeoutMs,
-          },
-        },
+        reply: { result: stopAccepted(context, params.alreadyStopping) },
       }),
     ),
-    acceptStopRequest: assign(({ context, event }) => {
-      if (event.type === 'daemon.stop') {
-        return { stopReason: event.reason, drainTimeoutMs: event.timeoutMs ?? context.drainTimeoutMs };
-      }
-      if (event.type === 'control.request' && event.method === 'stop') {
-        return {
-          stopReason: 'stop requested',
-          drainTimeoutMs: event.params.timeout_ms ?? context.drainTimeoutMs,
-        };
-      }
-      return {};
-    }),
+    acceptStopRequest: assign(({ context, event }) => stopRequested(context, event)),
     recordFailure: assign({
       failure: (_args, params: { message: string }) => params.message,
       stopReason: 'failure',
@@ -193,20 +190,10 @@ export const daemonMachine = setup({
       if (context.runs[runId] === undefined) return;
       if (isFinalRunState(state)) {
         // Commands the run did not answer before it ended: answered here, never left hanging.
-        for (const [key, commandRun] of Object.entries(context.commandsInFlight)) {
-          if (commandRun !== runId) continue;
-          enqueue.sendTo('control', {
-            type: 'control.reply',
-            key,
-            reply: {
-              error: {
-                code: 'RUN_FINISHED' satisfies ErrorCode,
-                message: `run ${runId} has already finished: ${state}`,
-              },
-            },
-          } as ControlActorEvent);
+        for (const reply of unansweredCommands(context, runId, state)) {
+          enqueue.sendTo('control', reply);
           enqueue.assign(({ context: current }) => {
-            delete current.commandsInFlight[key];
+            delete current.commandsInFlight[reply.key];
             return { commandsInFlight: current.commandsInFlight };
           });
         }
@@ -225,18 +212,7 @@ export const daemonMachine = setup({
     }),
     trackGateway: assign({
       gateway: ({ context, event }) =>
-        event.type === 'gateway.status'
-          ? {
-              state: event.state,
-              since:
-                event.state === context.gateway.state
-                  ? context.gateway.since
-                  : new Date(event.at).toISOString(),
-              lastError: event.lastError,
-              connId: event.connId,
-              retryAt: event.retryInMs === null ? null : event.at + event.retryInMs,
-            }
-          : context.gateway,
+        event.type === 'gateway.status' ? gatewayAfter(context.gateway, event) : context.gateway,
     }),
     startRetention: enqueueActions(({ context, enqueue }) => {
       if (context.retention === null) return;
@@ -253,16 +229,7 @@ export const daemonMachine = setup({
     /** A prune's outcome, to every caller it answers. */
     replyPruned: enqueueActions(({ event, enqueue }) => {
       if (event.type !== 'store.pruned' && event.type !== 'store.pruneFailed') return;
-      for (const key of event.keys) {
-        enqueue.sendTo('control', {
-          type: 'control.reply',
-          key,
-          reply:
-            event.type === 'store.pruned'
-              ? { result: event.report }
-              : { error: { code: 'STORE_FAILED', message: `pruning failed: ${event.message}` } },
-        } as ControlActorEvent);
-      }
+      for (const reply of pruneReplies(event)) enqueue.sendTo('control', reply);
     }),
     startGateway: enqueueActions(({ context, enqueue }) => {
       enqueue.spawnChild('gatewayLink', {
@@ -319,31 +286,7 @@ export const daemonMachine = setup({
 }).createMachine({
   id: 'daemon',
   description: 'The root of the daemon: owns the control socket, the gateway link and every run.',
-  context: ({ input }) => ({
-    facts: input.facts,
-    drainTimeoutMs: input.drainTimeoutMs,
-    commandsInFlight: {},
-    submitting: 0,
-    maxRuns: input.maxRuns,
-    maxQueuedRuns: input.maxQueuedRuns,
-    runs: {},
-    liveCounts: emptyRunCounts(),
-    queue: [],
-    restoring: [],
-    finished: { succeeded: 0, failed: 0, cancelled: 0 },
-    gateway: {
-      state: input.facts.gatewayUrl === null ? 'offline' : 'connecting',
-      since: input.facts.startedAt,
-      lastError: null,
-      connId: null,
-      retryAt: null,
-    },
-    previousShutdown: null,
-    stopReason: null,
-    drainTimedOut: false,
-    failure: null,
-    retention: input.retention ?? null,
-  }),
+  context: ({ input }) => initialContext(input),
   initial: 'booting',
   on: {
     'run.state': { actions: 'trackRun' },
@@ -351,33 +294,11 @@ export const daemonMachine = setup({
     'run.command': [
       {
         guard: 'runGone',
-        actions: {
-          type: 'replyError',
-          params: ({ event }) => ({
-            code: 'RUN_FINISHED',
-            message: `run ${event.runId} has already finished`,
-          }),
-        },
+        actions: { type: 'replyError', params: ({ event }) => runGoneError(event.runId) },
       },
       {
         guard: 'notWaitingForIt',
-        actions: {
-          type: 'replyError',
-          params: ({ context, event }) => {
-            const command = event;
-            const run = context.runs[command.runId];
-            const wanted = command.command.type === 'gate.decide' ? 'a gate decision' : 'answers';
-            const stepId = command.command.type === 'run.cancel' ? null : command.command.stepId;
-            const atStep = stepId === null ? '' : ` at step "${stepId}"`;
-            const where = run?.waitingFor
-              ? `waits at ${run.waitingFor.kind} step "${run.waitingFor.stepId}"`
-              : `is ${run?.state ?? 'unknown'}`;
-            return {
-              code: 'RUN_NOT_WAITING',
-              message: `run ${command.runId} ${where}: it is not waiting for ${wanted}${atStep}`,
-            };
-          },
-        },
+        actions: { type: 'replyError', params: ({ context, event }) => notWaitingError(context, event) },
       },
       {
         guard: 'alreadyCancelling',
@@ -398,16 +319,7 @@ export const daemonMachine = setup({
       actions: [
         { type: 'countSubmitting', params: { delta: -1 } },
         { type: 'registerRun', params: ({ event }) => ({ runId: event.runId, state: 'queued' }) },
-        {
-          type: 'spawnRun',
-          params: ({ event }) => ({
-            runId: event.runId,
-            plan: event.plan,
-            stepIndex: 0,
-            attempt: 1,
-            resume: 'queued',
-          }),
-        },
+        { type: 'spawnRun', params: ({ event }) => newRun(event.runId, event.plan) },
         { type: 'replyRunAck', params: ({ event }) => ({ runId: event.runId, state: 'queued' }) },
       ],
     },
@@ -470,19 +382,7 @@ export const daemonMachine = setup({
     serving: {
       description: 'Answering the control socket; accepting work.',
       entry: [
-        {
-          type: 'journal',
-          params: ({ context }) => ({
-            type: 'daemon.started',
-            data: {
-              pid: context.facts.pid,
-              version: context.facts.version,
-              epoch: context.facts.epoch,
-              previous_shutdown: context.previousShutdown,
-              restored_runs: context.restoring.length,
-            },
-          }),
-        },
+        { type: 'journal', params: daemonStarted },
         'startShards',
         'restoreRuns',
         'startGateway',
@@ -546,16 +446,7 @@ export const daemonMachine = setup({
     },
     draining: {
       description: 'Refusing new work and waiting for in-flight work to reach a safe point.',
-      entry: {
-        type: 'journal',
-        params: ({ context }) => ({
-          type: 'daemon.stopping',
-          data: {
-            reason: context.stopReason,
-            executing_runs: executing(context),
-          },
-        }),
-      },
+      entry: { type: 'journal', params: daemonStopping },
       always: { guard: 'noRunExecuting', target: 'stopped' },
       after: {
         drainTimeout: { target: 'stopped', actions: 'recordDrainTimeout' },
@@ -586,23 +477,7 @@ export const daemonMachine = setup({
     stopped: {
       description: 'Final: the wiring closes the store, releases the lock and exits.',
       type: 'final',
-      entry: [
-        {
-          type: 'journal',
-          params: ({ context }) => ({
-            type: 'daemon.stopped',
-            data: {
-              reason: context.stopReason,
-              drain_timed_out: context.drainTimedOut,
-              abandoned_work: Object.entries(context.runs)
-                .filter(([, run]) => holdsSlot(run.state))
-                .map(([runId]) => `run:${runId}`),
-              failure: context.failure,
-            },
-          }),
-        },
-        'closeLink',
-      ],
+      entry: [{ type: 'journal', params: daemonStopped }, 'closeLink'],
     },
   },
   output: ({ context }) => ({
