@@ -42,7 +42,16 @@ import type {
 } from './daemon-types.js';
 import { gatewayLinkMachine } from './gateway-link.machine.js';
 import { retentionMachine } from './retention.machine.js';
-import { executing, freeSlotsFor, markAdmitted, register, track } from './run-registry.js';
+import {
+  executing,
+  forgetCommand,
+  freeSlotsFor,
+  markAdmitted,
+  register,
+  rememberCommand,
+  track,
+  waitsFor,
+} from './run-registry.js';
 import { RUN_SHARDS, runShardMachine, shardOf } from './run-shard.machine.js';
 import type { RunInput } from './run-types.js';
 
@@ -141,10 +150,7 @@ export const daemonMachine = setup({
         key: event.key,
         reply: event.reply,
       } as ControlActorEvent);
-      enqueue.assign(({ context }) => {
-        delete context.commandsInFlight[event.key];
-        return { commandsInFlight: context.commandsInFlight };
-      });
+      enqueue.assign(({ context }) => forgetCommand(context, event.key));
     }),
     spawnRun: sendTo(
       (_args, params: RunInput) => shardId(params.runId),
@@ -178,10 +184,7 @@ export const daemonMachine = setup({
       if (event.type !== 'run.command') return;
       const run = system.get(`run:${event.runId}`);
       if (run !== undefined) enqueue.sendTo(run, event.command);
-      enqueue.assign(({ context }) => {
-        context.commandsInFlight[event.command.key] = event.runId;
-        return { commandsInFlight: context.commandsInFlight };
-      });
+      enqueue.assign(({ context }) => rememberCommand(context, event.command.key, event.runId));
     }),
     /** Keeps the registry and the slot queue in step with what a run reports. */
     trackRun: enqueueActions(({ context, event, enqueue }) => {
@@ -192,10 +195,7 @@ export const daemonMachine = setup({
         // Commands the run did not answer before it ended: answered here, never left hanging.
         for (const reply of unansweredCommands(context, runId, state)) {
           enqueue.sendTo('control', reply);
-          enqueue.assign(({ context: current }) => {
-            delete current.commandsInFlight[reply.key];
-            return { commandsInFlight: current.commandsInFlight };
-          });
+          enqueue.assign(({ context: current }) => forgetCommand(current, reply.key));
         }
       }
       enqueue.assign(({ context: current }) => {
@@ -265,16 +265,7 @@ export const daemonMachine = setup({
     noRunExecuting: ({ context }) => executing(context) === 0,
     queueFull: ({ context }) => context.liveCounts.queued + context.submitting >= context.maxQueuedRuns,
     runGone: ({ context, event }) => event.type === 'run.command' && context.runs[event.runId] === undefined,
-    notWaitingForIt: ({ context, event }) => {
-      if (event.type !== 'run.command' || event.command.type === 'run.cancel') return false;
-      const waitingFor = context.runs[event.runId]?.waitingFor;
-      const kind = event.command.type === 'gate.decide' ? 'gate' : 'input';
-      return (
-        context.runs[event.runId]?.state !== 'waiting' ||
-        waitingFor?.kind !== kind ||
-        (event.command.stepId !== null && event.command.stepId !== waitingFor.stepId)
-      );
-    },
+    notWaitingForIt: ({ context, event }) => event.type === 'run.command' && !waitsFor(context, event),
     alreadyCancelling: ({ context, event }) =>
       event.type === 'run.command' &&
       event.command.type === 'run.cancel' &&

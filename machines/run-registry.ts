@@ -7,11 +7,13 @@
  */
 import type { RunState } from '../src/protocol/control.js';
 import { isFinalRunState } from '../src/protocol/run-counts.js';
-import type { DaemonContext, RunEntry } from './daemon-types.js';
+import type { DaemonContext, RunCommandEvent, RunEntry } from './daemon-types.js';
 import type { RunStateReport } from './run-types.js';
 
 /** The part of the root's context the registry owns. */
 export type RunRegistry = Pick<DaemonContext, 'runs' | 'liveCounts' | 'queue'>;
+/** Commands sent to runs and not answered yet (key → run id), also updated in place. */
+type CommandsInFlight = Pick<DaemonContext, 'commandsInFlight'>;
 
 /** Runs executing a step: each holds one of the --max-runs slots. */
 export function executing(context: RunRegistry): number {
@@ -74,4 +76,27 @@ export function markAdmitted(context: RunRegistry, admitted: readonly string[]):
     if (run !== undefined) setRun(context, runId, { ...run, state: 'running' });
   }
   context.queue = context.queue.slice(admitted.length);
+}
+
+/** Whether a decision or answers fit what the run waits for, as it last reported. */
+export function waitsFor(context: RunRegistry, event: RunCommandEvent): boolean {
+  if (event.command.type === 'run.cancel') return true;
+  const run = context.runs[event.runId];
+  const kind = event.command.type === 'gate.decide' ? 'gate' : 'input';
+  const stepId = event.command.stepId;
+  return (
+    run?.state === 'waiting' &&
+    run.waitingFor?.kind === kind &&
+    (stepId === null || stepId === run.waitingFor.stepId)
+  );
+}
+
+export function rememberCommand(context: CommandsInFlight, key: string, runId: string): CommandsInFlight {
+  context.commandsInFlight[key] = runId;
+  return { commandsInFlight: context.commandsInFlight };
+}
+
+export function forgetCommand(context: CommandsInFlight, key: string): CommandsInFlight {
+  delete context.commandsInFlight[key];
+  return { commandsInFlight: context.commandsInFlight };
 }
