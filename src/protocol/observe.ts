@@ -4,7 +4,7 @@
  * the control protocol.
  */
 import * as z from 'zod/mini';
-import { DaemonStateSchema, RunCountsSchema, RunStateSchema } from './control.js';
+import { DaemonStateSchema, RunCountsSchema } from './control.js';
 import { RunSummarySchema, WaitingSchema } from './runs.js';
 
 export const MetricsParamsSchema = z.strictObject({});
