@@ -49,6 +49,7 @@ import {
   markAdmitted,
   register,
   rememberCommand,
+  restoredWaitingFor,
   track,
   waitsFor,
 } from './run-registry.js';
@@ -168,7 +169,7 @@ export const daemonMachine = setup({
     restoreRuns: enqueueActions(({ context, enqueue }) => {
       for (const run of context.restoring) {
         enqueue.assign(({ context: current }) => {
-          register(current, run.runId, run.resume);
+          register(current, run.runId, run.resume, restoredWaitingFor(run));
           return { runs: current.runs, liveCounts: current.liveCounts, queue: current.queue };
         });
         enqueue.sendTo(shardId(run.runId), { type: 'shard.spawn', run });

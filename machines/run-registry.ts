@@ -8,7 +8,7 @@
 import type { RunState } from '../src/protocol/control.js';
 import { isFinalRunState } from '../src/protocol/run-counts.js';
 import type { DaemonContext, RunCommandEvent, RunEntry } from './daemon-types.js';
-import type { RunStateReport } from './run-types.js';
+import type { RunInput, RunStateReport } from './run-types.js';
 
 /** The part of the root's context the registry owns. */
 export type RunRegistry = Pick<DaemonContext, 'runs' | 'liveCounts' | 'queue'>;
@@ -33,9 +33,24 @@ export function setRun(context: RunRegistry, runId: string, entry: RunEntry | un
 }
 
 /** A new or restored run: in the registry, and in line for a slot when it starts queued. */
-export function register(context: RunRegistry, runId: string, state: RunState): void {
-  setRun(context, runId, { state, waitingFor: null });
+export function register(
+  context: RunRegistry,
+  runId: string,
+  state: RunState,
+  waitingFor: RunEntry['waitingFor'] = null,
+): void {
+  setRun(context, runId, { state, waitingFor });
   if (state === 'queued') context.queue.push(runId);
+}
+
+/**
+ * What a restored run waits for, known from its input: a command for it may be checked before
+ * the run has reported itself (pending gateway commands are applied as the daemon starts serving).
+ */
+export function restoredWaitingFor(run: RunInput): RunEntry['waitingFor'] {
+  const step = run.plan.steps[run.stepIndex];
+  if (run.resume !== 'waiting' || step === undefined || step.kind === 'run') return null;
+  return { kind: step.kind, stepId: step.id };
 }
 
 /** Runs in these states execute a step and hold one of the --max-runs slots. */

@@ -3,7 +3,7 @@
  * queue, commands checked against what each run waits for, restore at boot, drain with runs.
  */
 import { describe, expect, it } from 'vitest';
-import { createActor, fromCallback, fromPromise, SimulatedClock, waitFor } from 'xstate';
+import { type AnyActorRef, createActor, fromCallback, fromPromise, SimulatedClock, waitFor } from 'xstate';
 import {
   type ControlActorEvent,
   type DaemonFacts,
@@ -49,6 +49,8 @@ async function harness(
     restore?: RunInput[];
     brokenStore?: boolean;
     fullDisk?: boolean;
+    /** What the wiring does when the daemon is ready (it applies pending gateway commands). */
+    onReady?: (root: AnyActorRef) => void;
   } = {},
 ) {
   const crashes: string[] = [];
@@ -96,6 +98,7 @@ async function harness(
     },
     actions: {
       journal: () => undefined,
+      announceReady: ({ self }) => options.onReady?.(self),
       persistRun: ({ self }, params) => {
         if (options.fullDisk) {
           self.send({
@@ -293,6 +296,21 @@ describe('root machine with runs', () => {
     expect(h.runs().w).toEqual({ state: 'waiting', waitingFor: { kind: 'input', stepId: 'details' } });
     expect(h.running).toEqual(new Set(['q']));
     expect(h.actor.getSnapshot().context.restoring).toEqual([]);
+  });
+
+  it('a pending command applied as the daemon becomes ready reaches a restored run before it reports', async () => {
+    const h = await harness({
+      restore: [{ runId: 'w', plan: gated, stepIndex: 1, attempt: 1, resume: 'waiting' }],
+      // As the wiring does for gateway commands stored before a crash: sent at once, in the
+      // serving entry, before the restored run has told the root what it waits for.
+      onReady: (root) =>
+        root.send({
+          type: 'run.command',
+          runId: 'w',
+          command: { type: 'input.submit', key: 'gw:pending', stepId: 'details', answers: { n: 1 } },
+        }),
+    });
+    expect(h.replyFor('gw:pending')).toEqual({ result: { run_id: 'w', state: 'queued' } });
   });
 
   it('draining refuses submissions, waits for executing runs (not waiting ones), then stops', async () => {
