@@ -16,6 +16,7 @@ import {
   GATEWAY_SUBPROTOCOL,
   type UpEvent,
 } from '../src/protocol/gateway.js';
+import type { JournalRow } from '../src/store/journal-entry.js';
 
 /** Rows inserted per transaction when the sender fills its store. */
 export const INSERT_BATCH = 100;
@@ -25,15 +26,6 @@ export interface SenderArgs {
   readonly events: string;
   readonly url: string;
   readonly token: string;
-}
-
-interface Row {
-  seq: number;
-  ts: string;
-  run_id: string | null;
-  run_seq: number | null;
-  type: string;
-  data: string;
 }
 
 interface Down {
@@ -76,7 +68,7 @@ async function baselineSender(args: SenderArgs): Promise<void> {
   for (let i = 0; i < rows.length; i += INSERT_BATCH) insertBatch(rows.slice(i, i + INSERT_BATCH));
   const insertMs = performance.now() - insertStarted;
 
-  const outbox = db.prepare<[number, number], Row>(
+  const outbox = db.prepare<[number, number], JournalRow>(
     'SELECT seq, ts, run_id, run_seq, type, data FROM journal WHERE seq > ? ORDER BY seq LIMIT ?',
   );
   const storeAck = db.prepare<[string]>("UPDATE meta SET value = ? WHERE key = 'up_acked'");

@@ -14,8 +14,8 @@ import { type StatusResult, StatusResultSchema } from '../src/protocol/control.j
 import { packageVersion } from '../src/version.js';
 import { type DropPoint, GatewayPeer } from '../test/support/gateway-peer.js';
 import type { GatewayBenchHost } from './gateway.js';
-import { round1, summarize, timeNodeOk } from './measure.js';
-import type { Goal, Latency } from './runs.js';
+import { type Latency, latency, round1, timeNodeOk } from './measure.js';
+import type { Goal } from './runs.js';
 
 const TOKEN = 'bench-reconnect-token';
 const HB_MS = 1000;
@@ -155,16 +155,6 @@ async function flapping(pair: Pair, dropAt: DropPoint): Promise<FlapResult> {
     drop_at: dropAt,
     per_minute: perMinute,
     mean_interval_s: round1(later === 0 ? laterS : laterS / later),
-  };
-}
-
-function latency(samples: readonly number[]): Latency {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return {
-    n: sorted.length,
-    median: round1(summarize(sorted).median),
-    p99: round1(sorted[Math.ceil(0.99 * sorted.length) - 1] ?? Number.NaN),
-    max: round1(sorted.at(-1) ?? Number.NaN),
   };
 }
 

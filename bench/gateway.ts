@@ -22,8 +22,8 @@ import { RunAckSchema } from '../src/protocol/runs.js';
 import { packageVersion } from '../src/version.js';
 import { type FrameRecord, GatewayPeer } from '../test/support/gateway-peer.js';
 import { INSERT_BATCH, type SenderArgs } from './baseline-sender.js';
-import { round1, summarize, timeNodeOk } from './measure.js';
-import type { BenchHost, Goal, Latency } from './runs.js';
+import { type Latency, latency, round1, summarize, timeNodeOk } from './measure.js';
+import type { BenchHost, Goal } from './runs.js';
 
 const TOKEN = 'bench-gateway-token';
 /** Heartbeat interval the gateway announces (welcome.hb_ms). */
@@ -388,17 +388,6 @@ async function reconnectTrial(daemon: Daemon, gateway: Gateway, kind: ReconnectS
 }
 
 // ---- 8–9. latency ----------------------------------------------------------------------------
-
-function latency(samples: readonly number[]): Latency {
-  if (samples.length === 0) return { n: 0, median: Number.NaN, p99: Number.NaN, max: Number.NaN };
-  const sorted = [...samples].sort((a, b) => a - b);
-  return {
-    n: sorted.length,
-    median: round1(summarize(sorted).median),
-    p99: round1(sorted[Math.ceil(0.99 * sorted.length) - 1] ?? Number.NaN),
-    max: round1(sorted.at(-1) ?? Number.NaN),
-  };
-}
 
 /** Submits park runs at `perSecond` for `ms` (round-robin over the connections); returns their ids. */
 async function paced(daemon: Daemon, perSecond: number, ms: number): Promise<string[]> {

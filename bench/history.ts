@@ -12,7 +12,7 @@
  * (the longest answer is the event-loop stall seen from outside; the prune reports its longest
  * slice), a prune down to max_store_mb, and runs flowing while a prune runs every 2 s.
  */
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as z from 'zod/mini';
@@ -21,7 +21,7 @@ import { daemonPaths } from '../src/project/paths.js';
 import { type PruneReportResult, PruneReportSchema, StatusResultSchema } from '../src/protocol/control.js';
 import { RunsListResultSchema } from '../src/protocol/runs.js';
 import { Store } from '../src/store/store.js';
-import { round1, summarize } from './measure.js';
+import { round1, rssMiB, summarize } from './measure.js';
 
 export interface HistoryHost {
   readonly makeProject: (charterYml?: string) => string;
@@ -137,15 +137,6 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 function p99(samples: readonly number[]): number {
   const sorted = [...samples].sort((a, b) => a - b);
   return round1(sorted[Math.min(sorted.length - 1, Math.ceil(0.99 * sorted.length) - 1)] ?? Number.NaN);
-}
-
-function rssMiB(pid: number): number | null {
-  try {
-    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    return kb === undefined ? null : round1(Number(kb) / 1024);
-  } catch {
-    return null;
-  }
 }
 
 function storeMiB(project: string): number {

@@ -1,5 +1,6 @@
 /** Timing and statistics helpers for the benchmark. */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 export interface Timed {
@@ -80,4 +81,33 @@ export function roundStats(stats: Stats): Stats {
     min: round1(stats.min),
     max: round1(stats.max),
   };
+}
+
+/** A latency distribution: count, median, nearest-rank p99, max (ms, one decimal). */
+export interface Latency {
+  readonly n: number;
+  readonly median: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+export function latency(samples: readonly number[]): Latency {
+  if (samples.length === 0) return { n: 0, median: Number.NaN, p99: Number.NaN, max: Number.NaN };
+  const sorted = [...samples].sort((a, b) => a - b);
+  return {
+    n: sorted.length,
+    median: round1(summarize(sorted).median),
+    p99: round1(sorted[Math.ceil(0.99 * sorted.length) - 1] ?? Number.NaN),
+    max: round1(sorted.at(-1) ?? Number.NaN),
+  };
+}
+
+/** Resident memory of a process, in MiB, from /proc (Linux); null when it cannot be read. */
+export function rssMiB(pid: number): number | null {
+  try {
+    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? null : round1(Number(kb) / 1024);
+  } catch {
+    return null;
+  }
 }

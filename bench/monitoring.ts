@@ -17,7 +17,7 @@ import { ControlConnection } from '../src/control/client.js';
 import { type RunCounts, StatusResultSchema } from '../src/protocol/control.js';
 import { LogBatchSchema, RunAckSchema } from '../src/protocol/runs.js';
 import { packageVersion } from '../src/version.js';
-import { round1, summarize, timeNodeOk } from './measure.js';
+import { type Latency, latency, round1, summarize, timeNodeOk } from './measure.js';
 
 const PARKED = 10_000;
 const WINDOW = 32;
@@ -41,12 +41,7 @@ export interface MonitoringHost {
   removeProject(project: string): void;
 }
 
-interface Percentiles {
-  readonly n: number;
-  readonly median: number;
-  readonly p99: number;
-  readonly max: number;
-}
+type Percentiles = Latency;
 
 export interface MonitoringResults {
   /** Client round trip over loopback (HTTP included). */
@@ -78,16 +73,6 @@ export interface MonitoringResults {
 }
 
 const PARK = { id: 'park', plan: 'steps: [{ id: hold, gate: { prompt: Hold } }]\n' };
-
-function percentiles(samples: readonly number[]): Percentiles {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return {
-    n: sorted.length,
-    median: round1(summarize(sorted).median),
-    p99: round1(sorted[Math.ceil(0.99 * sorted.length) - 1] ?? Number.NaN),
-    max: round1(sorted.at(-1) ?? Number.NaN),
-  };
-}
 
 function addWorkflow(project: string, workflow: { id: string; plan: string }): void {
   const dir = join(project, 'workflows', workflow.id);
@@ -228,8 +213,8 @@ async function topResponsiveness(
     }
     return {
       first_screen_ms: Math.round(firstScreen),
-      key_to_effect_ms: percentiles(keyToEffect),
-      effect_to_screen_ms: percentiles(effectToScreen),
+      key_to_effect_ms: latency(keyToEffect),
+      effect_to_screen_ms: latency(effectToScreen),
     };
   } finally {
     spawnSync('tmux', ['-L', server, 'kill-server']);
@@ -396,8 +381,8 @@ export async function monitoringBench(host: MonitoringHost): Promise<MonitoringR
 
   const through = await throughput(host);
   const statusMs = await statusStartup(host);
-  const scrapeMs = { ...percentiles(scrape.samples), bytes: scrape.bytes };
-  const inDaemon = percentiles(scrape.inDaemon);
+  const scrapeMs = { ...latency(scrape.samples), bytes: scrape.bytes };
+  const inDaemon = latency(scrape.inDaemon);
   const goals: MonitoringResults['goals'] = {
     scrape_10000_parked_in_daemon_p99_ms: {
       goal: `< ${GOAL_SCRAPE_MS}`,
@@ -435,7 +420,7 @@ export async function monitoringBench(host: MonitoringHost): Promise<MonitoringR
   return {
     scrape_ms: scrapeMs,
     scrape_in_daemon_ms: inDaemon,
-    metrics_over_socket_ms: percentiles(socketSamples),
+    metrics_over_socket_ms: latency(socketSamples),
     top,
     throughput: through,
     status_ms: statusMs,

@@ -12,7 +12,17 @@ import * as z from 'zod/mini';
 import { ControlConnection } from '../src/control/client.js';
 import { type RunCounts, StatusResultSchema } from '../src/protocol/control.js';
 import { packageVersion } from '../src/version.js';
-import { round1, roundStats, type Stats, summarize, timeNode, timeNodeOk } from './measure.js';
+import {
+  type Latency,
+  latency,
+  round1,
+  roundStats,
+  rssMiB,
+  type Stats,
+  summarize,
+  timeNode,
+  timeNodeOk,
+} from './measure.js';
 
 const PARKED = 10_000;
 const TRIVIAL = 200;
@@ -39,12 +49,7 @@ export interface BenchHost {
   removeProject(project: string): void;
 }
 
-export interface Latency {
-  readonly n: number;
-  readonly median: number;
-  readonly p99: number;
-  readonly max: number;
-}
+export type { Latency } from './measure.js';
 
 export interface Goal {
   readonly goal: string;
@@ -132,26 +137,6 @@ async function waitForRuns(
       throw new Error(`runs did not get there: ${JSON.stringify(runs)}`);
     await sleep(20);
   }
-}
-
-function rssMiB(pid: number): number | null {
-  try {
-    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    return kb === undefined ? null : round1(Number(kb) / 1024);
-  } catch {
-    return null;
-  }
-}
-
-function latency(samples: readonly number[]): Latency {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const p99 = sorted[Math.ceil(0.99 * sorted.length) - 1] ?? NaN;
-  return {
-    n: sorted.length,
-    median: round1(summarize(sorted).median),
-    p99: round1(p99),
-    max: round1(sorted.at(-1) ?? NaN),
-  };
 }
 
 /** Times each request on the already-open connection, round-robin, after warm-ups. */

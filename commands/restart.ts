@@ -1,7 +1,7 @@
 import * as Flags from '@oclif/core/flags';
 import { DaemonCommand } from '../src/cli/base-command.js';
 import { targetProject } from '../src/cli/daemon-client.js';
-import { stopDaemon } from '../src/cli/stop-daemon.js';
+import { stopDaemon, stopFlags } from '../src/cli/stop-daemon.js';
 import { CharterError } from '../src/errors/charter-error.js';
 import { LOG_LEVELS, type LogLevel } from '../src/logging/levels.js';
 import { readRuntimeFile } from '../src/project/runtime-file.js';
@@ -23,16 +23,7 @@ When no daemon runs, just starts one. A daemon running in the foreground (system
   static override examples = ['<%= config.bin %> restart', '<%= config.bin %> restart --timeout 60 --json'];
   static override enableJsonFlag = true;
   static override flags = {
-    timeout: Flags.integer({
-      description:
-        'Seconds in-flight work may take to reach a safe point (default: the daemon’s drain timeout).',
-      min: 1,
-      max: 86_400,
-      helpValue: 'SECONDS',
-    }),
-    force: Flags.boolean({
-      description: 'Kill the daemon (SIGKILL) if it has not exited after the timeout.',
-    }),
+    ...stopFlags,
     'wait-timeout': Flags.integer({
       description: 'Seconds to wait for the new daemon to answer.',
       default: 15,

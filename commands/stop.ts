@@ -1,7 +1,6 @@
-import * as Flags from '@oclif/core/flags';
 import { DaemonCommand } from '../src/cli/base-command.js';
 import { targetProject } from '../src/cli/daemon-client.js';
-import { type StopOutcome, stopDaemon } from '../src/cli/stop-daemon.js';
+import { type StopOutcome, stopDaemon, stopFlags } from '../src/cli/stop-daemon.js';
 
 export type StopJson = StopOutcome;
 
@@ -15,16 +14,7 @@ Exits 0 when no daemon is running.`;
   static override examples = ['<%= config.bin %> stop', '<%= config.bin %> stop --timeout 5 --force'];
   static override enableJsonFlag = true;
   static override flags = {
-    timeout: Flags.integer({
-      description:
-        'Seconds in-flight work may take to reach a safe point (default: the daemon’s drain timeout).',
-      min: 1,
-      max: 86_400,
-      helpValue: 'SECONDS',
-    }),
-    force: Flags.boolean({
-      description: 'Kill the daemon (SIGKILL) if it has not exited after the timeout.',
-    }),
+    ...stopFlags,
   };
 
   async run(): Promise<StopJson | undefined> {

@@ -3,11 +3,27 @@
  * by SIGTERM when it speaks another protocol version, and with `force` by SIGKILL when it does
  * not stop in time or does not answer. Shared by `stop` and `restart`.
  */
+
+import * as Flags from '@oclif/core/flags';
 import { CharterError, hasCode, isCharterError } from '../errors/charter-error.js';
 import { readRuntimeFile } from '../project/runtime-file.js';
 import { StopResultSchema } from '../protocol/control.js';
 import { connectToDaemon, type ProjectTarget } from './daemon-client.js';
 import { isProcessAlive, waitForExit } from './process.js';
+
+/** The flags of a stop, shared by `stop` and `restart`. */
+export const stopFlags = {
+  timeout: Flags.integer({
+    description:
+      'Seconds in-flight work may take to reach a safe point (default: the daemon’s drain timeout).',
+    min: 1,
+    max: 86_400,
+    helpValue: 'SECONDS',
+  }),
+  force: Flags.boolean({
+    description: 'Kill the daemon (SIGKILL) if it has not exited after the timeout.',
+  }),
+};
 
 export interface StopOutcome {
   was_running: boolean;
