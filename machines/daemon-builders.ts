@@ -10,7 +10,9 @@ import type {
   DaemonContext,
   DaemonEvent,
   DaemonInput,
+  DaemonOutput,
   JournalParams,
+  RecoveryReport,
   RunCommandEvent,
 } from './daemon-types.js';
 import type { LinkReport } from './gateway-link.machine.js';
@@ -47,6 +49,22 @@ export function initialContext(input: DaemonInput): DaemonContext {
     drainTimedOut: false,
     failure: null,
     retention: input.retention ?? null,
+  };
+}
+
+/** What recovery found: how the previous daemon ended, the runs to restore, the finished counts. */
+export function recovered(
+  report: RecoveryReport,
+): Pick<DaemonContext, 'previousShutdown' | 'restoring' | 'finished'> {
+  return { previousShutdown: report.previousShutdown, restoring: report.runs, finished: report.finished };
+}
+
+/** How the daemon ended: exit code 1 when something failed. */
+export function outputOf(context: DaemonContext): DaemonOutput {
+  return {
+    exitCode: context.failure === null ? 0 : 1,
+    failure: context.failure,
+    drainTimedOut: context.drainTimedOut,
   };
 }
 
@@ -87,6 +105,27 @@ export function daemonStopped({ context }: Args): JournalParams {
 }
 
 // ---- answers -------------------------------------------------------------------------------------
+
+export const DRAINING_NO_RUNS = {
+  code: 'DRAINING',
+  message: 'the daemon is stopping and accepts no new runs',
+} as const satisfies { code: ErrorCode; message: string };
+export const DRAINING_NO_PRUNE = {
+  code: 'DRAINING',
+  message: 'the daemon is stopping: no prune now',
+} as const satisfies { code: ErrorCode; message: string };
+export const NO_RETENTION = {
+  code: 'INTERNAL',
+  message: 'this daemon was started without retention',
+} as const satisfies { code: ErrorCode; message: string };
+
+export function queueFullError(context: DaemonContext): { code: ErrorCode; message: string } {
+  return { code: 'QUEUE_FULL', message: `${context.maxQueuedRuns} runs are already waiting for a slot` };
+}
+
+export function controlFailed(message: string): { message: string } {
+  return { message: `control socket failed: ${message}` };
+}
 
 export function runGoneError(runId: string): { code: ErrorCode; message: string } {
   return { code: 'RUN_FINISHED', message: `run ${runId} has already finished` };

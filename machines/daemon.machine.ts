@@ -15,14 +15,21 @@ import { errorMessage } from '../src/errors/error-message.js';
 import type { RunState } from '../src/protocol/control.js';
 import { isFinalRunState } from '../src/protocol/run-counts.js';
 import {
+  controlFailed,
+  DRAINING_NO_PRUNE,
+  DRAINING_NO_RUNS,
   daemonStarted,
   daemonStopped,
   daemonStopping,
   gatewayAfter,
   initialContext,
+  NO_RETENTION,
   newRun,
   notWaitingError,
+  outputOf,
   pruneReplies,
+  queueFullError,
+  recovered,
   runGoneError,
   stopAccepted,
   stopRequested,
@@ -336,11 +343,7 @@ export const daemonMachine = setup({
             src: 'recoverState',
             onDone: {
               target: 'listening',
-              actions: assign({
-                previousShutdown: ({ event }) => event.output.previousShutdown,
-                restoring: ({ event }) => event.output.runs,
-                finished: ({ event }) => event.output.finished,
-              }),
+              actions: assign(({ event }) => recovered(event.output)),
             },
             onError: {
               target: '#daemon.stopped',
@@ -362,10 +365,7 @@ export const daemonMachine = setup({
             'control.listening': { target: '#daemon.serving' },
             'control.failed': {
               target: '#daemon.stopped',
-              actions: {
-                type: 'recordFailure',
-                params: ({ event }) => ({ message: `control socket failed: ${event.message}` }),
-              },
+              actions: { type: 'recordFailure', params: ({ event }) => controlFailed(event.message) },
             },
           },
         },
@@ -387,26 +387,12 @@ export const daemonMachine = setup({
         'run.submit': [
           {
             guard: 'queueFull',
-            actions: {
-              type: 'replyError',
-              params: ({ context }) => ({
-                code: 'QUEUE_FULL',
-                message: `${context.maxQueuedRuns} runs are already waiting for a slot`,
-              }),
-            },
+            actions: { type: 'replyError', params: ({ context }) => queueFullError(context) },
           },
           {
             actions: [
               { type: 'countSubmitting', params: { delta: 1 } },
-              {
-                type: 'persistRun',
-                params: ({ event }) => ({
-                  key: event.key,
-                  runId: event.runId,
-                  plan: event.plan,
-                  inputs: event.inputs,
-                }),
-              },
+              { type: 'persistRun', params: ({ event }) => event },
             ],
           },
         ],
@@ -417,22 +403,13 @@ export const daemonMachine = setup({
             target: 'draining',
             actions: ['acceptStopRequest', { type: 'replyStopAccepted', params: { alreadyStopping: false } }],
           },
-          {
-            guard: 'retentionOff',
-            actions: {
-              type: 'replyError',
-              params: { code: 'INTERNAL', message: 'this daemon was started without retention' },
-            },
-          },
+          { guard: 'retentionOff', actions: { type: 'replyError', params: NO_RETENTION } },
           { guard: 'isPruneRequest', actions: 'forwardPrune' },
         ],
         'daemon.stop': { target: 'draining', actions: 'acceptStopRequest' },
         'control.failed': {
           target: 'draining',
-          actions: {
-            type: 'recordFailure',
-            params: ({ event }) => ({ message: `control socket failed: ${event.message}` }),
-          },
+          actions: { type: 'recordFailure', params: ({ event }) => controlFailed(event.message) },
         },
       },
     },
@@ -444,25 +421,14 @@ export const daemonMachine = setup({
         drainTimeout: { target: 'stopped', actions: 'recordDrainTimeout' },
       },
       on: {
-        'run.submit': {
-          actions: {
-            type: 'replyError',
-            params: { code: 'DRAINING', message: 'the daemon is stopping and accepts no new runs' },
-          },
-        },
+        'run.submit': { actions: { type: 'replyError', params: DRAINING_NO_RUNS } },
         'control.request': [
           { guard: 'isStatusRequest', actions: { type: 'replyStatus', params: { state: 'draining' } } },
           {
             guard: 'isStopRequest',
             actions: { type: 'replyStopAccepted', params: { alreadyStopping: true } },
           },
-          {
-            guard: 'isPruneRequest',
-            actions: {
-              type: 'replyError',
-              params: { code: 'DRAINING', message: 'the daemon is stopping: no prune now' },
-            },
-          },
+          { guard: 'isPruneRequest', actions: { type: 'replyError', params: DRAINING_NO_PRUNE } },
         ],
       },
     },
@@ -472,11 +438,7 @@ export const daemonMachine = setup({
       entry: [{ type: 'journal', params: daemonStopped }, 'closeLink'],
     },
   },
-  output: ({ context }) => ({
-    exitCode: context.failure === null ? 0 : 1,
-    failure: context.failure,
-    drainTimedOut: context.drainTimedOut,
-  }),
+  output: ({ context }) => outputOf(context),
 });
 
 /** The key of the call an event answers. */
