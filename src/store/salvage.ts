@@ -190,11 +190,21 @@ function walkBlind<T extends { _rowid: number }>(
       step *= 2;
     }
     const next = good === undefined ? undefined : bisect(bad, good, readableFrom);
-    if (out.unreadable.length < MAX_RANGES)
-      out.unreadable.push(`${after + 1}-${next === undefined || next === 'end' ? 'end' : next - 1}`);
-    if (next === undefined || next === 'end') return out;
+    if (next === undefined || next === 'end') {
+      if (out.unreadable.length < MAX_RANGES) out.unreadable.push(`${after + 1}-end`);
+      return out;
+    }
+    if (next === after + 1) {
+      // Its rowid reads but its columns do not (say, a damaged overflow page): that row is lost.
+      // Step past it, or the same read would fail again forever.
+      if (out.unreadable.length < MAX_RANGES) out.unreadable.push(`${next}-${next}`);
+      out.lost += 1;
+      after = next;
+      continue;
+    }
+    if (out.unreadable.length < MAX_RANGES) out.unreadable.push(`${after + 1}-${next - 1}`);
     // The rows between are gone; their number is known only where rowids are dense (the journal).
-    out.lost += Math.max(0, next - after - 1);
+    out.lost += next - after - 1;
     after = next - 1;
   }
 }
