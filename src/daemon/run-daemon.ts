@@ -180,6 +180,28 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     const toRoot = (event: DaemonEvent) => rootRef?.send(event);
     const tokens = gatewayTokenSource(options.gatewayTokenFile);
     liveSecrets.set('gateway token', [tokens.read()]);
+    /** daemon.json, so clients find the socket (they fall back to its default path without it). */
+    const writeReadyRuntimeFile = () => {
+      try {
+        writeRuntimeFile(paths.runtimeFile, {
+          pid: process.pid,
+          socket_path: paths.socketPath,
+          version: packageVersion,
+          started_at: startedAt,
+          launch: {
+            foreground: options.foreground,
+            ...(options.gatewayUrl === undefined ? {} : { gatewayUrl: options.gatewayUrl }),
+            ...(options.gatewayTokenFile === undefined ? {} : { gatewayTokenFile: options.gatewayTokenFile }),
+            ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
+            ...(options.maxRuns === undefined ? {} : { maxRuns: options.maxRuns }),
+            inspect: options.inspect,
+            ...(options.inspectPort === undefined ? {} : { inspectPort: options.inspectPort }),
+          },
+        });
+      } catch (error) {
+        logger.error({ err: error, path: paths.runtimeFile }, 'daemon.json could not be written');
+      }
+    };
     /**
      * Entered with `serving` (the root's `announceReady`): commands stored before a crash but
      * never applied are applied (at most once each), `daemon.json` is written, the ready line is
@@ -187,34 +209,30 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
      */
     const announceReady = () => {
       // Commands stored before a crash but never applied: apply them now (at most once each).
+      // This runs inside the root's transition: nothing here may throw, or the root would fail.
       for (const pending of pendingCommands(openStore, logger)) {
-        intake.applyGatewayCommand(
-          {
-            op: 'command',
-            dseq: pending.dseq,
-            cmd_id: pending.cmdId,
-            kind: pending.kind,
-            args: pending.args,
-            ...(pending.runId ? { run_id: pending.runId } : {}),
-          },
-          toRoot,
-        );
+        try {
+          intake.applyGatewayCommand(
+            {
+              op: 'command',
+              dseq: pending.dseq,
+              cmd_id: pending.cmdId,
+              kind: pending.kind,
+              args: pending.args,
+              ...(pending.runId ? { run_id: pending.runId } : {}),
+            },
+            toRoot,
+          );
+        } catch (error) {
+          // Still pending in the store: applied again at the next start.
+          health.failed(error);
+          logger.error(
+            { err: error, cmdId: pending.cmdId },
+            'a pending gateway command could not be applied',
+          );
+        }
       }
-      writeRuntimeFile(paths.runtimeFile, {
-        pid: process.pid,
-        socket_path: paths.socketPath,
-        version: packageVersion,
-        started_at: startedAt,
-        launch: {
-          foreground: options.foreground,
-          ...(options.gatewayUrl === undefined ? {} : { gatewayUrl: options.gatewayUrl }),
-          ...(options.gatewayTokenFile === undefined ? {} : { gatewayTokenFile: options.gatewayTokenFile }),
-          ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
-          ...(options.maxRuns === undefined ? {} : { maxRuns: options.maxRuns }),
-          inspect: options.inspect,
-          ...(options.inspectPort === undefined ? {} : { inspectPort: options.inspectPort }),
-        },
-      });
+      writeReadyRuntimeFile();
       logger.info(
         { socket: paths.socketPath, project: projectRoot, gateway: settings.gatewayUrl ?? 'offline' },
         'daemon ready',
