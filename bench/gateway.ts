@@ -1,6 +1,6 @@
 /**
  * The gateway section of `npm run bench`: the real daemon streaming its store over charter.v1 to
- * a strict in-process gateway (test/support/gateway-peer.ts). Shipping rate against a plain
+ * a strict in-process gateway (src/gateway-server/gateway-peer.ts). Shipping rate against a plain
  * SQLite + ws script measured in the same run, reconnect after a gateway restart, event latency
  * at a steady 1,000 events/s, and the latency of small events while one run floods output.
  * See bench/README.md.
@@ -20,7 +20,7 @@ import { type StatusResult, StatusResultSchema } from '../src/protocol/control.j
 import { CloseCode } from '../src/protocol/gateway.js';
 import { RunAckSchema } from '../src/protocol/runs.js';
 import { packageVersion } from '../src/version.js';
-import { type FrameRecord, GatewayPeer } from '../test/support/gateway-peer.js';
+import { type FrameRecord, GatewayPeer } from '../src/gateway-server/gateway-peer.js';
 import { INSERT_BATCH, type SenderArgs } from './baseline-sender.js';
 import { type Latency, latency, round1, summarize, timeNodeOk } from './measure.js';
 import type { BenchHost, Goal } from './runs.js';

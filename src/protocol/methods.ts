@@ -1,23 +1,33 @@
 /**
- * Every method the daemon serves over the control socket, with its params schema (`hello` is
- * the transport's own and is handled before these).
+ * Every method the daemon serves over the control socket: its params schema, the schema of its
+ * result (of each item, for a stream) and whether it streams. `hello` is the transport's own and
+ * is handled before these. The client (`src/client/`), the server and the published JSON Schema
+ * (`docs/control.v1.schema.json`) all read these tables.
  */
 import type * as z from 'zod/mini';
 import {
+  PruneReportSchema,
   StatusParamsSchema,
+  StatusResultSchema,
   StopParamsSchema,
+  StopResultSchema,
   StoreBackupParamsSchema,
+  StoreBackupResultSchema,
   StorePruneParamsSchema,
 } from './control.js';
-import { MetricsParamsSchema, WatchParamsSchema } from './observe.js';
+import { MetricsParamsSchema, MetricsResultSchema, WatchParamsSchema, WatchUpdateSchema } from './observe.js';
 import {
   GateDecideParamsSchema,
   InputSubmitParamsSchema,
+  LogBatchSchema,
+  RunAckSchema,
   RunCancelParamsSchema,
+  RunDetailSchema,
   RunLogsParamsSchema,
   RunRefParamsSchema,
   RunSubmitParamsSchema,
   RunsListParamsSchema,
+  RunsListResultSchema,
 } from './runs.js';
 
 export const methodParams = {
@@ -37,7 +47,36 @@ export const methodParams = {
 } as const;
 
 export type ControlMethod = keyof typeof methodParams;
+/** What a caller may send: defaults (`limit`, `follow`, …) may be left out. */
+export type ControlParamsInput<M extends ControlMethod> = z.input<(typeof methodParams)[M]>;
+/** What the daemon works with, defaults filled in. */
 export type ControlParams<M extends ControlMethod> = z.infer<(typeof methodParams)[M]>;
+
+/** The result of each method; for a streaming method, of each item of its stream. */
+export const methodResults = {
+  status: StatusResultSchema,
+  stop: StopResultSchema,
+  'run.submit': RunAckSchema,
+  'runs.list': RunsListResultSchema,
+  'runs.show': RunDetailSchema,
+  'gate.decide': RunAckSchema,
+  'input.submit': RunAckSchema,
+  'run.cancel': RunAckSchema,
+  'run.logs': LogBatchSchema,
+  metrics: MetricsResultSchema,
+  watch: WatchUpdateSchema,
+  'store.prune': PruneReportSchema,
+  'store.backup': StoreBackupResultSchema,
+} as const satisfies Record<ControlMethod, z.ZodMiniType>;
+
+export type ControlResult<M extends ControlMethod> = z.infer<(typeof methodResults)[M]>;
+
+/**
+ * Methods answered by a stream: every response but the last carries `more: true`. `run.logs`
+ * streams only with `follow: true` (else it answers once, `done: true`); `watch` ends when the
+ * daemon stops or the client closes.
+ */
+export const streamingMethods: ReadonlySet<ControlMethod> = new Set(['run.logs', 'watch']);
 
 export function isControlMethod(method: string): method is ControlMethod {
   return Object.hasOwn(methodParams, method);

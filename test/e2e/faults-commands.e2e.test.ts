@@ -22,7 +22,7 @@ import {
   waitForDeath,
   waitForRunEvent,
 } from '../support/fault-daemon.js';
-import { type CommandKind, GatewayPeer } from '../support/gateway-peer.js';
+import { type CommandKind, GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 beforeAll(() => assertBuilt());

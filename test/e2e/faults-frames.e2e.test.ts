@@ -20,7 +20,7 @@ import {
   submitRun,
   untilRun,
 } from '../support/fault-daemon.js';
-import { GatewayPeer, type UpEvent } from '../support/gateway-peer.js';
+import { GatewayPeer, type UpEvent } from '../../src/gateway-server/gateway-peer.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 beforeAll(() => assertBuilt());

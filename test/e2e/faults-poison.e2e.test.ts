@@ -19,7 +19,7 @@ import {
   startDaemon,
   untilRun,
 } from '../support/fault-daemon.js';
-import { GatewayPeer } from '../support/gateway-peer.js';
+import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 beforeAll(() => assertBuilt());

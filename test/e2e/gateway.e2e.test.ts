@@ -20,7 +20,7 @@ import {
   runCli,
   waitUntil,
 } from '../support/cli.js';
-import { GatewayPeer } from '../support/gateway-peer.js';
+import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 import { pollUntil } from '../support/wait.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -20,7 +20,7 @@ import {
   parseJson,
   runCli,
 } from '../support/cli.js';
-import { GatewayPeer } from '../support/gateway-peer.js';
+import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 
 const TOKEN = 'tok-e2e-GATEWAY-5150-xyzzy';
 const PASSWORD = 'Pa55-w0rd-e2e-7731-abc';

@@ -33,7 +33,7 @@ import {
   runCli,
   waitUntil,
 } from '../support/cli.js';
-import { GatewayPeer } from '../support/gateway-peer.js';
+import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 beforeAll(() => assertBuilt());

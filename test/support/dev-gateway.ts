@@ -7,7 +7,7 @@
  *                                         [--base-path /base] [--credit 1000]
  */
 import { parseArgs } from 'node:util';
-import { type FrameRecord, GatewayPeer } from './gateway-peer.js';
+import { type FrameRecord, GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 
 const USAGE =
   'usage: dev-gateway [--port 8765] [--token dev-token] [--hb-ms 1000] [--base-path /base] [--credit 1000]';

@@ -11,7 +11,7 @@ import { expect } from 'vitest';
 import { daemonPaths } from '../../src/project/paths.js';
 import type { RunDetail } from '../../src/protocol/runs.js';
 import { daemonPids, makeProject, parseJson, runCli, waitUntil } from './cli.js';
-import type { GatewayPeer, UpEvent } from './gateway-peer.js';
+import type { GatewayPeer, UpEvent } from '../../src/gateway-server/gateway-peer.js';
 
 export const GATEWAY_TOKEN = 'tok-faults';
 

@@ -16,7 +16,7 @@ import {
   WelcomeFrameSchema,
 } from '../../src/protocol/gateway.js';
 import { sleep, waitUntil, withDeadline } from '../support/control-peer.js';
-import { GatewayPeer, type GatewayPeerOptions } from '../support/gateway-peer.js';
+import { GatewayPeer, type GatewayPeerOptions } from '../../src/gateway-server/gateway-peer.js';
 
 const TOKEN = 'test-token';
 const WAIT_MS = 3_000;

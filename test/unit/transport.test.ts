@@ -1,6 +1,6 @@
 /**
  * The real transport under the real link machine, against the in-process test gateway
- * (`test/support/gateway-peer.ts`) and a real store on disk: no daemon process. Frames, credit,
+ * (`src/gateway-server/gateway-peer.ts`) and a real store on disk: no daemon process. Frames, credit,
  * the ack cursor, the frame budget and commands, each checked where they happen.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { gatewayLinkMachine } from '../../machines/gateway-link.machine.js';
 import { transportLogic } from '../../src/gateway/transport.js';
 import type { CommandFrame } from '../../src/protocol/gateway.js';
 import { Store } from '../../src/store/store.js';
-import { GatewayPeer } from '../support/gateway-peer.js';
+import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 import { waitUntil } from '../support/wait.js';
 
 const TOKEN = 'transport-test-token';

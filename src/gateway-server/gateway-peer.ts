@@ -26,7 +26,7 @@ import {
   type UpEvent,
   type UpFrame,
   UpFrameSchema,
-} from '../../src/protocol/gateway.js';
+} from '../protocol/gateway.js';
 
 export type { CommandFrame, CommandKind, UpEvent };
 
