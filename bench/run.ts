@@ -1,6 +1,8 @@
 /**
  * `npm run bench`: start-up cost of the charter-daemon CLI and of the daemon itself, runs, and the
  * gateway link, measured in one run against baselines measured in the same run. See bench/README.md.
+ * `npm run bench -- --only cli` runs section 1 (CLI wall time) alone; with `--compare-cli PATH` (the
+ * `dist/src/cli/run.js` of another build) it times that build's `status` in the same rounds.
  * `npm run bench -- --only reconnect` runs section 10 (the reconnect policy) alone, `--only masking`
  * section 11 (the cost of masking secrets in step output), `--only monitoring` section 12 (metrics,
  * /metrics scrapes, top), `--only history` (or `npm run bench:history`) section 13 (costs as
@@ -30,13 +32,14 @@ const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(repoRoot, 'dist/src/cli/run.js');
 const baselineDir = join(repoRoot, 'dist/bench/baseline-oclif');
 const resultsPath = join(repoRoot, 'dist/bench/results.json');
+const cliResultsPath = join(repoRoot, 'dist/bench/results-cli.json');
 const reconnectResultsPath = join(repoRoot, 'dist/bench/results-reconnect.json');
 const maskingResultsPath = join(repoRoot, 'dist/bench/results-masking.json');
 const monitoringResultsPath = join(repoRoot, 'dist/bench/results-monitoring.json');
 const historyResultsPath = join(repoRoot, 'dist/bench/results-history.json');
 
 /** The sections that can run alone (`--only NAME`). */
-const SECTIONS = ['reconnect', 'masking', 'monitoring', 'history'] as const;
+const SECTIONS = ['cli', 'reconnect', 'masking', 'monitoring', 'history'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** `--only NAME` (or `--only=NAME`): that section alone; undefined: everything. */
@@ -183,6 +186,86 @@ function machineLine(): string {
   );
 }
 
+interface CliLatency {
+  readonly nodeE: Stats;
+  readonly oclif: Stats;
+  readonly status: Stats;
+  /** `status` of the build given with --compare-cli, timed in the same rounds. */
+  readonly compared: Stats | undefined;
+  readonly rssAfterStart: number | null;
+  readonly rssAfterStatus: number | null;
+}
+
+/** Section 1: `status` against a running daemon, between `node -e ''` and a minimal oclif command. */
+async function cliLatency(compareCli?: string): Promise<CliLatency> {
+  const project = makeProject();
+  await startDaemon(project);
+  const rssAfterStart = await daemonRssMiB(project);
+  const statusOf = (path: string): Command => ({
+    args: [path, 'status', '--project-path', project],
+    expect: 'charter-daemon is running',
+  });
+  const [nodeE, oclif, status, compared] = await interleaved([
+    { args: ['-e', ''], expect: '' },
+    { args: [join(baselineDir, 'bin/run.js'), 'hello'], expect: 'hello' },
+    statusOf(cli),
+    ...(compareCli === undefined ? [] : [statusOf(compareCli)]),
+  ]);
+  if (nodeE === undefined || oclif === undefined || status === undefined) throw new Error('missing stats');
+  const rssAfterStatus = await daemonRssMiB(project);
+  await stopDaemon(project);
+  return { nodeE, oclif, status, compared, rssAfterStart, rssAfterStatus };
+}
+
+function printCliLatency(latency: CliLatency): void {
+  const { nodeE, oclif, status, compared } = latency;
+  const vsNode = Math.round((status.median / nodeE.median) * 100) / 100;
+  const vsOclif = Math.round((status.median / oclif.median) * 100) / 100;
+  console.log(
+    `\n1. CLI wall time, spawn to exit (ms), N=${RUNS} each after ${WARMUPS} warm-ups, round-robin`,
+  );
+  console.log(`  ${'command'.padEnd(34)}${'median'.padStart(8)}${'p90'.padStart(8)}${'min'.padStart(8)}`);
+  console.log(row("node -e ''", nodeE));
+  console.log(row('minimal oclif 4 command', oclif));
+  console.log(row('charter-daemon status', status));
+  if (compared !== undefined) console.log(row('status of --compare-cli', compared));
+  console.log(ratioRow('status / minimal oclif (median)', vsOclif, GOAL_STATUS_VS_OCLIF));
+  console.log(ratioRow("status / node -e '' (median)", vsNode, GOAL_STATUS_VS_NODE));
+  if (compared !== undefined) {
+    const vsCompared = Math.round((status.median / compared.median) * 100) / 100;
+    console.log(`  ${'status / --compare-cli (median)'.padEnd(34)}${vsCompared.toFixed(2).padStart(8)}`);
+  }
+}
+
+/** Section 1 alone (`--only cli [--compare-cli PATH]`), to its own results file. */
+async function cliOnly(compareCli: string | undefined): Promise<void> {
+  console.log(machineLine());
+  const latency = await cliLatency(compareCli);
+  printCliLatency(latency);
+  writeResults(cliResultsPath, {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpus: cpus().length,
+    cli_wall_ms: {
+      runs: RUNS,
+      warmups: WARMUPS,
+      node_e: roundStats(latency.nodeE),
+      minimal_oclif: roundStats(latency.oclif),
+      status: roundStats(latency.status),
+      ...(latency.compared === undefined ? {} : { compared_status: roundStats(latency.compared) }),
+    },
+  });
+}
+
+/** `--compare-cli PATH` (or `--compare-cli=PATH`), else undefined. */
+function compareCliArg(argv: readonly string[]): string | undefined {
+  const at = argv.findIndex((arg) => arg === '--compare-cli' || arg.startsWith('--compare-cli='));
+  if (at === -1) return undefined;
+  const arg = argv[at] ?? '';
+  return arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[at + 1];
+}
+
 /** Section 10 alone: its results go to their own file, so a full run's results.json stays. */
 async function reconnectOnly(): Promise<void> {
   console.log(machineLine());
@@ -246,17 +329,7 @@ async function main(): Promise<void> {
   prepareBaseline();
 
   // 1. CLI wall time against a running daemon.
-  const project = makeProject();
-  await startDaemon(project);
-  const rssAfterStart = await daemonRssMiB(project);
-  const [nodeE, oclif, status] = await interleaved([
-    { args: ['-e', ''], expect: '' },
-    { args: [join(baselineDir, 'bin/run.js'), 'hello'], expect: 'hello' },
-    { args: [cli, 'status', '--project-path', project], expect: 'charter-daemon is running' },
-  ]);
-  if (nodeE === undefined || oclif === undefined || status === undefined) throw new Error('missing stats');
-  const rssAfterStatus = await daemonRssMiB(project);
-  await stopDaemon(project);
+  const { nodeE, oclif, status, rssAfterStart, rssAfterStatus } = await cliLatency();
 
   // 2. Daemon start-to-ready, each in a fresh project; stop is timed separately.
   const starts: number[] = [];
@@ -292,15 +365,7 @@ async function main(): Promise<void> {
 
   const cpu = cpus();
   console.log(machineLine());
-  console.log(
-    `\n1. CLI wall time, spawn to exit (ms), N=${RUNS} each after ${WARMUPS} warm-ups, round-robin`,
-  );
-  console.log(`  ${'command'.padEnd(34)}${'median'.padStart(8)}${'p90'.padStart(8)}${'min'.padStart(8)}`);
-  console.log(row("node -e ''", nodeE));
-  console.log(row('minimal oclif 4 command', oclif));
-  console.log(row('charter-daemon status', status));
-  console.log(ratioRow('status / minimal oclif (median)', vsOclif, GOAL_STATUS_VS_OCLIF));
-  console.log(ratioRow("status / node -e '' (median)", vsNode, GOAL_STATUS_VS_NODE));
+  printCliLatency({ nodeE, oclif, status, compared: undefined, rssAfterStart, rssAfterStatus });
   console.log(`\n2. Daemon lifecycle, wall time (ms), N=${START_RUNS} fresh projects`);
   console.log(`  ${'command'.padEnd(34)}${'median'.padStart(8)}${'p90'.padStart(8)}${'min'.padStart(8)}`);
   console.log(
@@ -393,7 +458,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 try {
   const only = onlySection(process.argv.slice(2));
-  if (only === 'reconnect') await reconnectOnly();
+  if (only === 'cli') await cliOnly(compareCliArg(process.argv.slice(2)));
+  else if (only === 'reconnect') await reconnectOnly();
   else if (only === 'masking') await maskingOnly();
   else if (only === 'monitoring') await monitoringOnly();
   else if (only === 'history') await historyOnly();
