@@ -9,10 +9,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ControlConnection } from '../src/control/client.js';
+import { ControlConnection } from '../src/client/connection.js';
+import { type DropPoint, GatewayPeer } from '../src/gateway-server/gateway-peer.js';
 import { type StatusResult, StatusResultSchema } from '../src/protocol/control.js';
 import { packageVersion } from '../src/version.js';
-import { type DropPoint, GatewayPeer } from '../src/gateway-server/gateway-peer.js';
 import type { GatewayBenchHost } from './gateway.js';
 import { type Latency, latency, round1, timeNodeOk } from './measure.js';
 import type { Goal } from './runs.js';

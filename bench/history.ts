@@ -16,7 +16,7 @@ import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as z from 'zod/mini';
-import { ControlConnection } from '../src/control/client.js';
+import { ControlConnection } from '../src/client/connection.js';
 import { daemonPaths } from '../src/project/paths.js';
 import { type PruneReportResult, PruneReportSchema, StatusResultSchema } from '../src/protocol/control.js';
 import { RunsListResultSchema } from '../src/protocol/runs.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as z from 'zod/mini';
-import { ControlConnection } from '../src/control/client.js';
+import { ControlConnection } from '../src/client/connection.js';
 import { type RunCounts, StatusResultSchema } from '../src/protocol/control.js';
 import { packageVersion } from '../src/version.js';
 import {

@@ -3,7 +3,7 @@ import * as Flags from '@oclif/core/flags';
 import { DaemonCommand } from '../src/cli/base-command.js';
 import { connectToDaemon, targetProject } from '../src/cli/daemon-client.js';
 import { checkRunId, projectSuffix } from '../src/cli/format.js';
-import { type RunAck, RunAckSchema } from '../src/protocol/runs.js';
+import type { RunAck } from '../src/protocol/runs.js';
 
 export default class Cancel extends DaemonCommand {
   static override summary = 'Cancel a run that has not finished (queued, running or waiting).';
@@ -29,17 +29,15 @@ Prints the run's new state (--json: {"run_id", "state"}). Fails with RUN_FINISHE
     const { args, flags } = await this.parse(Cancel);
     const runId = checkRunId(args.run_id);
     const target = targetProject(flags['project-path']);
-    const connection = await connectToDaemon(target, this.warnUser);
+    const client = await connectToDaemon(target, this.warnUser);
     let ack: RunAck;
     try {
-      ack = await connection.request(
-        'run.cancel',
-        { run_id: runId, ...(flags.reason === undefined ? {} : { reason: flags.reason }) },
-        RunAckSchema,
-        { timeoutMs: 10_000 },
-      );
+      ack = await client.cancelRun({
+        run_id: runId,
+        ...(flags.reason === undefined ? {} : { reason: flags.reason }),
+      });
     } finally {
-      connection.close();
+      client.close();
     }
     if (this.jsonEnabled()) return ack;
     if (ack.state === 'cancelling') {

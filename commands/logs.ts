@@ -4,7 +4,6 @@ import { DaemonCommand } from '../src/cli/base-command.js';
 import { connectToDaemon, targetProject } from '../src/cli/daemon-client.js';
 import { checkRunId, EntryPrinter } from '../src/cli/format.js';
 import { isCharterError } from '../src/errors/charter-error.js';
-import { LogBatchSchema } from '../src/protocol/runs.js';
 
 /** Deadline for the first message of the stream; later messages may take as long as the run. */
 const FIRST_MESSAGE_TIMEOUT_MS = 60_000;
@@ -37,23 +36,17 @@ Without --follow, prints the history so far and exits; with --follow, keeps prin
     const runId = checkRunId(args.run_id);
     const target = targetProject(flags['project-path']);
     const printer = new EntryPrinter();
-    const connection = await connectToDaemon(target, this.warnUser);
+    const client = await connectToDaemon(target, this.warnUser);
     try {
-      await connection.stream(
-        'run.logs',
-        { run_id: runId, follow: flags.follow },
-        LogBatchSchema,
-        (batch) => {
-          for (const entry of batch.entries) {
-            if (flags.json) process.stdout.write(`${JSON.stringify(entry)}\n`);
-            else printer.print(entry);
-          }
-          return undefined;
-        },
-        { timeoutMs: FIRST_MESSAGE_TIMEOUT_MS },
-      );
+      const batches = client.logs(runId, { follow: flags.follow }, { timeoutMs: FIRST_MESSAGE_TIMEOUT_MS });
+      for await (const batch of batches) {
+        for (const entry of batch.entries) {
+          if (flags.json) process.stdout.write(`${JSON.stringify(entry)}\n`);
+          else printer.print(entry);
+        }
+      }
     } finally {
-      connection.close();
+      client.close();
       if (!flags.json) printer.finish();
     }
   }

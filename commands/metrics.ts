@@ -1,6 +1,5 @@
 import { DaemonCommand } from '../src/cli/base-command.js';
 import { connectToDaemon, targetProject } from '../src/cli/daemon-client.js';
-import { MetricsResultSchema } from '../src/protocol/observe.js';
 
 export default class Metrics extends DaemonCommand {
   static override summary = "Print the daemon's Prometheus metrics, read over the control socket.";
@@ -15,12 +14,12 @@ The families are listed in docs/operations.md ("Monitoring").`;
   async run(): Promise<void> {
     const { flags } = await this.parse(Metrics);
     const target = targetProject(flags['project-path']);
-    const connection = await connectToDaemon(target, this.warnUser);
+    const client = await connectToDaemon(target, this.warnUser);
     try {
-      const { text } = await connection.request('metrics', {}, MetricsResultSchema, { timeoutMs: 10_000 });
+      const { text } = await client.metrics();
       process.stdout.write(text);
     } finally {
-      connection.close();
+      client.close();
     }
   }
 }

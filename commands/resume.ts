@@ -4,7 +4,7 @@ import { DaemonCommand } from '../src/cli/base-command.js';
 import { connectToDaemon, targetProject } from '../src/cli/daemon-client.js';
 import { checkRunId, projectSuffix } from '../src/cli/format.js';
 import { CharterError } from '../src/errors/charter-error.js';
-import { type RunAck, RunAckSchema } from '../src/protocol/runs.js';
+import type { RunAck } from '../src/protocol/runs.js';
 
 export default class Resume extends DaemonCommand {
   static override summary = 'Decide the gate a run waits at: --approve to go on, --deny to fail the run.';
@@ -41,21 +41,16 @@ Prints the run's new state (--json: {"run_id", "state"}). Fails with RUN_NOT_WAI
     const runId = checkRunId(args.run_id);
     const target = targetProject(flags['project-path']);
     const decision = flags.approve ? 'approve' : 'deny';
-    const connection = await connectToDaemon(target, this.warnUser);
+    const client = await connectToDaemon(target, this.warnUser);
     let ack: RunAck;
     try {
-      ack = await connection.request(
-        'gate.decide',
-        {
-          run_id: runId,
-          decision,
-          ...(flags.comment === undefined ? {} : { comment: flags.comment }),
-        },
-        RunAckSchema,
-        { timeoutMs: 10_000 },
-      );
+      ack = await client.decideGate({
+        run_id: runId,
+        decision,
+        ...(flags.comment === undefined ? {} : { comment: flags.comment }),
+      });
     } finally {
-      connection.close();
+      client.close();
     }
     if (this.jsonEnabled()) return ack;
     this.log(

@@ -6,7 +6,6 @@ import { EntryPrinter, isFinal, projectSuffix, stateLine, waitingLines } from '.
 import { parseJsonObjectFlag } from '../src/cli/json-flag.js';
 import { CharterError } from '../src/errors/charter-error.js';
 import type { RunState } from '../src/protocol/control.js';
-import { LogBatchSchema, RunAckSchema, RunDetailSchema } from '../src/protocol/runs.js';
 
 export interface RunJson {
   run_id: string;
@@ -58,14 +57,9 @@ With --wait the command follows the run, printing its output and transitions, un
     const target = targetProject(flags['project-path']);
     const inputs = collectInputs(flags['inputs-json'], flags.input ?? []);
 
-    const connection = await connectToDaemon(target, this.warnUser);
+    const client = await connectToDaemon(target, this.warnUser);
     try {
-      const ack = await connection.request(
-        'run.submit',
-        { workflow_id: args.workflow_id, inputs },
-        RunAckSchema,
-        { timeoutMs: 10_000 },
-      );
+      const ack = await client.submitRun({ workflow_id: args.workflow_id, inputs });
       const json = this.jsonEnabled();
       if (!flags.wait) {
         if (json) return { run_id: ack.run_id, state: ack.state };
@@ -78,24 +72,16 @@ With --wait the command follows the run, printing its output and transitions, un
 
       if (!json) this.log(`run ${ack.run_id} ${ack.state} (workflow ${args.workflow_id})`);
       const printer = new EntryPrinter();
-      await connection.stream(
-        'run.logs',
-        { run_id: ack.run_id, follow: true },
-        LogBatchSchema,
-        (batch) => {
-          for (const entry of batch.entries) {
-            if (!json) printer.print(entry);
-            // A pause ends the wait: someone has to answer before the run goes on.
-            if (entry.type === 'run.waiting') return 'stop';
-          }
-          return undefined;
-        },
-        { timeoutMs: FIRST_MESSAGE_TIMEOUT_MS },
-      );
+      const batches = client.logs(ack.run_id, { follow: true }, { timeoutMs: FIRST_MESSAGE_TIMEOUT_MS });
+      follow: for await (const batch of batches) {
+        for (const entry of batch.entries) {
+          if (!json) printer.print(entry);
+          // A pause ends the wait: someone has to answer before the run goes on.
+          if (entry.type === 'run.waiting') break follow;
+        }
+      }
       printer.finish();
-      const detail = await connection.request('runs.show', { run_id: ack.run_id }, RunDetailSchema, {
-        timeoutMs: 10_000,
-      });
+      const detail = await client.showRun(ack.run_id);
       if (detail.state === 'failed' || detail.state === 'cancelled') process.exitCode = 1;
       if (json) return { run_id: detail.run_id, state: detail.state };
       printer.line(stateLine(detail));
@@ -106,7 +92,7 @@ With --wait the command follows the run, printing its output and transitions, un
       }
       return undefined;
     } finally {
-      connection.close();
+      client.close();
     }
   }
 }

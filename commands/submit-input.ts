@@ -4,7 +4,7 @@ import { DaemonCommand } from '../src/cli/base-command.js';
 import { connectToDaemon, targetProject } from '../src/cli/daemon-client.js';
 import { checkRunId, projectSuffix } from '../src/cli/format.js';
 import { parseJsonObjectFlag } from '../src/cli/json-flag.js';
-import { type RunAck, RunAckSchema } from '../src/protocol/runs.js';
+import type { RunAck } from '../src/protocol/runs.js';
 
 export default class SubmitInput extends DaemonCommand {
   static override summary = 'Answer the input step a run waits at, with a JSON object of field values.';
@@ -33,14 +33,12 @@ Prints the run's new state (--json: {"run_id", "state"}).`;
     const answers = parseJsonObjectFlag('answers', flags.answers, '{"count": 2}');
     const runId = checkRunId(args.run_id);
     const target = targetProject(flags['project-path']);
-    const connection = await connectToDaemon(target, this.warnUser);
+    const client = await connectToDaemon(target, this.warnUser);
     let ack: RunAck;
     try {
-      ack = await connection.request('input.submit', { run_id: runId, answers }, RunAckSchema, {
-        timeoutMs: 10_000,
-      });
+      ack = await client.submitInput({ run_id: runId, answers });
     } finally {
-      connection.close();
+      client.close();
     }
     if (this.jsonEnabled()) return ack;
     this.log(`run ${ack.run_id} answered: now ${ack.state}`);

@@ -2,8 +2,9 @@ import * as Flags from '@oclif/core/flags';
 import { DaemonCommand } from '../../src/cli/base-command.js';
 import { connectToDaemon, targetProject } from '../../src/cli/daemon-client.js';
 import { formatDateTime, projectSuffix, renderTable, shellQuote } from '../../src/cli/format.js';
+import { CharterError } from '../../src/errors/charter-error.js';
 import { RunStateSchema } from '../../src/protocol/control.js';
-import { type RunsListResult, RunsListResultSchema } from '../../src/protocol/runs.js';
+import type { RunsListResult } from '../../src/protocol/runs.js';
 
 export default class RunsList extends DaemonCommand {
   static override summary = 'List the runs of the project, newest first.';
@@ -38,22 +39,23 @@ When there are more, the last line gives the command for the next page (--cursor
   async run(): Promise<RunsListResult | undefined> {
     const { flags } = await this.parse(RunsList);
     const target = targetProject(flags['project-path']);
-    const connection = await connectToDaemon(target, this.warnUser);
-    let page: RunsListResult;
+    const client = await connectToDaemon(target, this.warnUser);
+    let page: RunsListResult | undefined;
     try {
-      page = await connection.request(
-        'runs.list',
-        {
-          limit: flags.limit,
-          ...(flags.cursor === undefined ? {} : { cursor: flags.cursor }),
-          ...(flags.state === undefined ? {} : { state: flags.state }),
-        },
-        RunsListResultSchema,
-        { timeoutMs: 10_000 },
-      );
+      // One page: the command prints the cursor of the next one rather than fetching it.
+      for await (const first of client.listRuns({
+        limit: flags.limit,
+        ...(flags.cursor === undefined ? {} : { cursor: flags.cursor }),
+        ...(flags.state === undefined ? {} : { state: flags.state }),
+      })) {
+        page = first;
+        break;
+      }
     } finally {
-      connection.close();
+      client.close();
     }
+    if (page === undefined)
+      throw new CharterError('BAD_RESPONSE', 'the daemon answered runs.list with no page');
     if (this.jsonEnabled()) return page;
 
     if (page.runs.length === 0) {

@@ -11,7 +11,7 @@ import {
   stepDuration,
   waitingLines,
 } from '../../src/cli/format.js';
-import { type RunDetail, RunDetailSchema } from '../../src/protocol/runs.js';
+import type { RunDetail } from '../../src/protocol/runs.js';
 
 export default class RunsShow extends DaemonCommand {
   static override summary = 'Show one run: its state, what it waits for, its steps and its inputs.';
@@ -35,12 +35,12 @@ Then every step with its state, attempt, duration and exit code, the run's input
     const { args, flags } = await this.parse(RunsShow);
     const runId = checkRunId(args.run_id);
     const target = targetProject(flags['project-path']);
-    const connection = await connectToDaemon(target, this.warnUser);
+    const client = await connectToDaemon(target, this.warnUser);
     let run: RunDetail;
     try {
-      run = await connection.request('runs.show', { run_id: runId }, RunDetailSchema, { timeoutMs: 10_000 });
+      run = await client.showRun(runId);
     } finally {
-      connection.close();
+      client.close();
     }
     if (this.jsonEnabled()) return run;
 

@@ -4,7 +4,7 @@ import { DaemonCommand } from '../../src/cli/base-command.js';
 import { connectToDaemon, targetProject } from '../../src/cli/daemon-client.js';
 import { formatBytes } from '../../src/cli/format.js';
 import { hasCode } from '../../src/errors/charter-error.js';
-import { type StoreBackupResult, StoreBackupResultSchema } from '../../src/protocol/control.js';
+import type { StoreBackupResult } from '../../src/protocol/control.js';
 
 export default class StoreBackup extends DaemonCommand {
   static override summary = 'Write a consistent copy of the daemon store to FILE (mode 0600).';
@@ -23,13 +23,11 @@ FILE must not exist. Restore: stop the daemon, copy FILE to .charter/daemon/stat
     const path = resolve(args.file);
     let result: StoreBackupResult;
     try {
-      const connection = await connectToDaemon(target, this.warnUser);
+      const client = await connectToDaemon(target, this.warnUser);
       try {
-        result = await connection.request('store.backup', { path }, StoreBackupResultSchema, {
-          timeoutMs: 30 * 60_000,
-        });
+        result = await client.backupStore({ path }, { timeoutMs: 30 * 60_000 });
       } finally {
-        connection.close();
+        client.close();
       }
     } catch (error) {
       if (!hasCode(error, 'DAEMON_NOT_RUNNING')) throw error;

@@ -2,7 +2,7 @@ import * as Flags from '@oclif/core/flags';
 import { DaemonCommand } from '../../src/cli/base-command.js';
 import { connectToDaemon, targetProject } from '../../src/cli/daemon-client.js';
 import { formatBytes } from '../../src/cli/format.js';
-import { type PruneReportResult, PruneReportSchema } from '../../src/protocol/control.js';
+import type { PruneReportResult } from '../../src/protocol/control.js';
 
 export default class StorePrune extends DaemonCommand {
   static override summary = 'Prune the store now, by the retention policy of charter.yml.';
@@ -22,15 +22,13 @@ With --dry-run nothing changes: the report says what would go. Prints runs, even
   async run(): Promise<PruneReportResult | undefined> {
     const { flags } = await this.parse(StorePrune);
     const target = targetProject(flags['project-path']);
-    const connection = await connectToDaemon(target, this.warnUser);
+    const client = await connectToDaemon(target, this.warnUser);
     let report: PruneReportResult;
     try {
       // A prune of a large store can take minutes; it runs in slices, the daemon keeps serving.
-      report = await connection.request('store.prune', { dry_run: flags['dry-run'] }, PruneReportSchema, {
-        timeoutMs: 30 * 60_000,
-      });
+      report = await client.pruneStore({ dry_run: flags['dry-run'] }, { timeoutMs: 30 * 60_000 });
     } finally {
-      connection.close();
+      client.close();
     }
     if (this.jsonEnabled()) return report;
     const verb = report.dry_run ? 'would prune' : 'pruned';

@@ -1,16 +1,16 @@
 /**
- * How a CLI command reaches the daemon of a project: find its socket (the runtime file names it;
- * otherwise the path the daemon would use), connect with deadlines, say hello.
+ * How a CLI command reaches the daemon of a project: through the one client
+ * (`charter-daemon/client`, src/client/), with the CLI's deadlines and its version warning.
  */
 import * as z from 'zod/mini';
-import { ControlConnection } from '../control/client.js';
+import { type CharterClient, connect } from '../client/client.js';
 import { type DaemonPaths, daemonPaths, resolveProjectRoot } from '../project/paths.js';
-import { readRuntimeFile } from '../project/runtime-file.js';
-import { type StatusResult, StatusResultSchema } from '../protocol/control.js';
+import type { StatusResult } from '../protocol/control.js';
 import { packageVersion } from '../version.js';
 
 // A CLI call validates a couple of messages and exits: compiling validators (zod's JIT) costs
-// more than it saves there. The daemon, which validates many messages, keeps the JIT.
+// more than it saves there. The daemon, which validates many messages, keeps the JIT. (The
+// library itself leaves zod's settings to the program that imports it.)
 z.config({ jitless: true });
 
 export interface ProjectTarget {
@@ -25,30 +25,30 @@ export function targetProject(projectPath: string): ProjectTarget {
 
 export interface Deadlines {
   readonly connectTimeoutMs?: number;
+  /** Deadline for hello and for each call's first answer. */
   readonly requestTimeoutMs?: number;
 }
 
-/** Opens a control connection; warns through `warn` when the daemon is another version. */
+/** Connects to the project's daemon; warns through `warn` when the daemon is another version. */
 export async function connectToDaemon(
   target: ProjectTarget,
   warn: (message: string) => void,
   deadlines: Deadlines = {},
-): Promise<ControlConnection> {
-  const socketPath = readRuntimeFile(target.paths.runtimeFile)?.socket_path ?? target.paths.socketPath;
-  const connection = await ControlConnection.open({
-    socketPath,
+): Promise<CharterClient> {
+  const client = await connect({
+    projectPath: target.projectRoot,
     clientVersion: packageVersion,
     connectTimeoutMs: deadlines.connectTimeoutMs ?? 2000,
-    helloTimeoutMs: deadlines.requestTimeoutMs ?? 5000,
+    timeoutMs: deadlines.requestTimeoutMs ?? 10_000,
   });
-  const daemonVersion = connection.hello?.daemon_version;
-  if (daemonVersion !== undefined && daemonVersion !== packageVersion) {
+  const daemonVersion = client.hello.daemon_version;
+  if (daemonVersion !== packageVersion) {
     warn(
       `this CLI is charter-daemon ${packageVersion} but the running daemon is ${daemonVersion}; ` +
         'restart it to use this version: charter-daemon restart',
     );
   }
-  return connection;
+  return client;
 }
 
 export async function fetchStatus(
@@ -56,12 +56,10 @@ export async function fetchStatus(
   warn: (message: string) => void,
   deadlines: Deadlines = {},
 ): Promise<StatusResult> {
-  const connection = await connectToDaemon(target, warn, deadlines);
+  const client = await connectToDaemon(target, warn, { requestTimeoutMs: 5000, ...deadlines });
   try {
-    return await connection.request('status', {}, StatusResultSchema, {
-      timeoutMs: deadlines.requestTimeoutMs ?? 5000,
-    });
+    return await client.status();
   } finally {
-    connection.close();
+    client.close();
   }
 }

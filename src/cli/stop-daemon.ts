@@ -7,7 +7,6 @@
 import * as Flags from '@oclif/core/flags';
 import { CharterError, hasCode, isCharterError } from '../errors/charter-error.js';
 import { readRuntimeFile } from '../project/runtime-file.js';
-import { StopResultSchema } from '../protocol/control.js';
 import { connectToDaemon, type ProjectTarget } from './daemon-client.js';
 import { isProcessAlive, waitForExit } from './process.js';
 
@@ -51,15 +50,15 @@ export async function stopDaemon(
   let pid: number;
   let drainMs: number;
   try {
-    const connection = await connectToDaemon(target, warn);
+    const client = await connectToDaemon(target, warn, { requestTimeoutMs: 5000 });
     try {
       const params =
         options.timeoutSeconds === undefined ? {} : { timeout_ms: options.timeoutSeconds * 1000 };
-      const result = await connection.request('stop', params, StopResultSchema, { timeoutMs: 5000 });
+      const result = await client.stop(params);
       pid = result.pid;
       drainMs = result.drain_timeout_ms;
     } finally {
-      connection.close();
+      client.close();
     }
   } catch (error) {
     if (hasCode(error, 'DAEMON_NOT_RUNNING')) {

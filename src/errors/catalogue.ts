@@ -51,9 +51,14 @@ export const errorCatalogue = {
     exitCode: 1,
   },
   BAD_RESPONSE: {
-    title: 'the daemon sent a response this CLI cannot read',
+    title: 'the daemon sent a response this client cannot read',
     hint: 'Make sure the CLI and the daemon come from the same charter-daemon release, then restart the daemon.',
     exitCode: 1,
+  },
+  ABORTED: {
+    title: 'the call was aborted by the caller',
+    hint: 'Nothing to fix: the caller stopped waiting. A change the daemon had already received (a decision, a cancel) still happens: check with `charter-daemon runs show RUN_ID`.',
+    exitCode: 130,
   },
   // Lifecycle.
   START_FAILED: {

@@ -7,6 +7,7 @@
  * same promise: a decision it may have been told of is found after the crash.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type CommandKind, GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 import { assertBuilt, destroyProject, runCli } from '../support/cli.js';
 import {
   type CommandResult,
@@ -22,7 +23,6 @@ import {
   waitForDeath,
   waitForRunEvent,
 } from '../support/fault-daemon.js';
-import { type CommandKind, GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 beforeAll(() => assertBuilt());

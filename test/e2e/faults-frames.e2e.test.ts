@@ -6,6 +6,7 @@
  * its frame) goes up in the truncated form, its full copy kept in the local journal.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { GatewayPeer, type UpEvent } from '../../src/gateway-server/gateway-peer.js';
 import { assertBuilt, destroyProject } from '../support/cli.js';
 import {
   caughtUpStore,
@@ -20,7 +21,6 @@ import {
   submitRun,
   untilRun,
 } from '../support/fault-daemon.js';
-import { GatewayPeer, type UpEvent } from '../../src/gateway-server/gateway-peer.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 beforeAll(() => assertBuilt());

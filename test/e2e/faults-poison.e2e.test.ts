@@ -7,6 +7,7 @@
  * envelope is a protocol error (4002), and the link comes back after it.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 import { CloseCode } from '../../src/protocol/gateway.js';
 import { assertBuilt, daemonPids, destroyProject } from '../support/cli.js';
 import {
@@ -19,7 +20,6 @@ import {
   startDaemon,
   untilRun,
 } from '../support/fault-daemon.js';
-import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 beforeAll(() => assertBuilt());

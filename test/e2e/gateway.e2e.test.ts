@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
 import type { StatusJson } from '../../commands/status.js';
-import { ControlConnection } from '../../src/control/client.js';
+import { ControlConnection } from '../../src/client/connection.js';
+import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 import { daemonPaths } from '../../src/project/paths.js';
 import {
   assertBuilt,
@@ -20,7 +21,6 @@ import {
   runCli,
   waitUntil,
 } from '../support/cli.js';
-import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 import { pollUntil } from '../support/wait.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -7,7 +7,7 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
-import { ControlConnection } from '../../src/control/client.js';
+import { ControlConnection } from '../../src/client/connection.js';
 import { daemonPaths } from '../../src/project/paths.js';
 import type { RunDetail } from '../../src/protocol/runs.js';
 import {

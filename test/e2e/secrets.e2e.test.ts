@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 import type { RunDetail } from '../../src/protocol/runs.js';
 import {
   assertBuilt,
@@ -20,7 +21,6 @@ import {
   parseJson,
   runCli,
 } from '../support/cli.js';
-import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 
 const TOKEN = 'tok-e2e-GATEWAY-5150-xyzzy';
 const PASSWORD = 'Pa55-w0rd-e2e-7731-abc';

@@ -19,7 +19,8 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
 import type { StatusJson } from '../../commands/status.js';
-import { ControlConnection } from '../../src/control/client.js';
+import { ControlConnection } from '../../src/client/connection.js';
+import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 import { daemonPaths } from '../../src/project/paths.js';
 import type { PruneReportResult, RunCounts } from '../../src/protocol/control.js';
 import type { RunsListResult } from '../../src/protocol/runs.js';
@@ -33,7 +34,6 @@ import {
   runCli,
   waitUntil,
 } from '../support/cli.js';
-import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 beforeAll(() => assertBuilt());

@@ -8,10 +8,10 @@ import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'vitest';
+import type { GatewayPeer, UpEvent } from '../../src/gateway-server/gateway-peer.js';
 import { daemonPaths } from '../../src/project/paths.js';
 import type { RunDetail } from '../../src/protocol/runs.js';
 import { daemonPids, makeProject, parseJson, runCli, waitUntil } from './cli.js';
-import type { GatewayPeer, UpEvent } from '../../src/gateway-server/gateway-peer.js';
 
 export const GATEWAY_TOKEN = 'tok-faults';
 

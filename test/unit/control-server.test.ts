@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ControlConnection } from '../../src/control/client.js';
+import { ControlConnection } from '../../src/client/connection.js';
 import { type ControlCall, ControlServer, type ControlServerOptions } from '../../src/control/server.js';
 import { CharterError, MESSAGE_CUT_MARKER } from '../../src/errors/charter-error.js';
 import { MAX_CONTROL_LINE_BYTES } from '../../src/protocol/control.js';

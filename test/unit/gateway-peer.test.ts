@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RawData, WebSocket } from 'ws';
+import { GatewayPeer, type GatewayPeerOptions } from '../../src/gateway-server/gateway-peer.js';
 import {
   CloseCode,
   DEFAULT_MAX_FRAME_BYTES,
@@ -16,7 +17,6 @@ import {
   WelcomeFrameSchema,
 } from '../../src/protocol/gateway.js';
 import { sleep, waitUntil, withDeadline } from '../support/control-peer.js';
-import { GatewayPeer, type GatewayPeerOptions } from '../../src/gateway-server/gateway-peer.js';
 
 const TOKEN = 'test-token';
 const WAIT_MS = 3_000;

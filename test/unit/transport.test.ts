@@ -11,9 +11,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type AnyActorRef, createActor } from 'xstate';
 import { gatewayLinkMachine } from '../../machines/gateway-link.machine.js';
 import { transportLogic } from '../../src/gateway/transport.js';
+import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 import type { CommandFrame } from '../../src/protocol/gateway.js';
 import { Store } from '../../src/store/store.js';
-import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 import { waitUntil } from '../support/wait.js';
 
 const TOKEN = 'transport-test-token';

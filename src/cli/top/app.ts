@@ -5,17 +5,17 @@
  * `top`, so no other command pays for terminal-kit.
  */
 import type { ScreenBuffer } from 'terminal-kit';
-import type { ControlConnection } from '../../control/client.js';
+import type { CharterClient } from '../../client/client.js';
+import { hasCode } from '../../errors/charter-error.js';
 import { errorMessage } from '../../errors/error-message.js';
-import { WatchUpdateSchema } from '../../protocol/observe.js';
-import { LogBatchSchema, type LogEntry, RunAckSchema } from '../../protocol/runs.js';
+import type { LogEntry } from '../../protocol/runs.js';
 import type { Action } from './model.js';
 import { TopModel } from './model.js';
 import { type Line, type LineStyle, render } from './render.js';
 
 export interface TopOptions {
-  /** Opens a control connection to the project's daemon (one for the view, one per log). */
-  readonly connect: () => Promise<ControlConnection>;
+  /** Connects to the project's daemon (the watch stream and each log run on connections of their own). */
+  readonly connect: () => Promise<CharterClient>;
   /** How the user types the CLI, for the commands shown (e.g. `charter-daemon … --project-path P`). */
   readonly cli: string;
   readonly projectSuffix: string;
@@ -39,13 +39,15 @@ const STYLES: Record<LineStyle, ScreenBuffer.Attributes> = {
 
 /** Runs the view until `q` or Ctrl-C; rejects when the daemon goes away (the terminal restored first). */
 export async function runTop(options: TopOptions): Promise<void> {
-  const connection = await options.connect();
+  const client = await options.connect();
   // Imported here, not at the top: the command's bundle would otherwise load it on every call.
   const { default: termkit } = await import('terminal-kit');
   const term = termkit.terminal;
   const model = new TopModel();
   let buffer: ScreenBuffer | undefined;
-  let logConnection: ControlConnection | undefined;
+  /** Ends the log being shown (its stream, and so its connection). */
+  let logView: AbortController | undefined;
+  const watching = new AbortController();
   let drawTimer: NodeJS.Timeout | undefined;
   let finish: (error?: unknown) => void = () => undefined;
   const finished = new Promise<void>((resolve, reject) => {
@@ -97,8 +99,9 @@ export async function runTop(options: TopOptions): Promise<void> {
     term.styleReset();
     term.hideCursor(false);
     term.fullscreen(false);
-    logConnection?.close();
-    connection.close();
+    logView?.abort();
+    watching.abort();
+    client.close();
   };
 
   const command = (what: string, done: string, call: () => Promise<{ run_id: string; state: string }>) => {
@@ -116,25 +119,22 @@ export async function runTop(options: TopOptions): Promise<void> {
   };
 
   const openLog = async (runId: string) => {
-    logConnection?.close();
-    const logs = await options.connect();
-    logConnection = logs;
-    await logs.stream(
-      'run.logs',
-      { run_id: runId, follow: true },
-      LogBatchSchema,
-      (batch) => {
-        if (logConnection !== logs) return 'stop';
-        for (const entry of batch.entries) {
-          if (entry.type === 'step.output') model.appendOutput(runId, outputText(entry));
-          else model.appendLine(runId, transitionLine(entry));
-        }
-        if (batch.done) model.appendLine(runId, `— the run ended: ${batch.state} —`);
-        scheduleDraw();
-        return undefined;
-      },
-      { timeoutMs: COMMAND_TIMEOUT_MS },
+    logView?.abort();
+    const view = new AbortController();
+    logView = view;
+    const batches = client.logs(
+      runId,
+      { follow: true },
+      { timeoutMs: COMMAND_TIMEOUT_MS, signal: view.signal },
     );
+    for await (const batch of batches) {
+      for (const entry of batch.entries) {
+        if (entry.type === 'step.output') model.appendOutput(runId, outputText(entry));
+        else model.appendLine(runId, transitionLine(entry));
+      }
+      if (batch.done) model.appendLine(runId, `— the run ended: ${batch.state} —`);
+      scheduleDraw();
+    }
   };
 
   const perform = (action: Action) => {
@@ -147,45 +147,33 @@ export async function runTop(options: TopOptions): Promise<void> {
         return;
       case 'approve':
         command(`approve ${action.runId}`, 'approved', () =>
-          connection.request(
-            'gate.decide',
-            { run_id: action.runId, decision: 'approve', step_id: action.stepId },
-            RunAckSchema,
-            { timeoutMs: COMMAND_TIMEOUT_MS },
-          ),
+          client.decideGate({ run_id: action.runId, decision: 'approve', step_id: action.stepId }),
         );
         return;
       case 'deny':
         command(`deny ${action.runId}`, 'denied', () =>
-          connection.request(
-            'gate.decide',
-            {
-              run_id: action.runId,
-              decision: 'deny',
-              step_id: action.stepId,
-              ...(action.comment === '' ? {} : { comment: action.comment }),
-            },
-            RunAckSchema,
-            { timeoutMs: COMMAND_TIMEOUT_MS },
-          ),
-        );
-        return;
-      case 'cancel':
-        command(`cancel ${action.runId}`, 'cancelled', () =>
-          connection.request('run.cancel', { run_id: action.runId }, RunAckSchema, {
-            timeoutMs: COMMAND_TIMEOUT_MS,
+          client.decideGate({
+            run_id: action.runId,
+            decision: 'deny',
+            step_id: action.stepId,
+            ...(action.comment === '' ? {} : { comment: action.comment }),
           }),
         );
         return;
+      case 'cancel':
+        command(`cancel ${action.runId}`, 'cancelled', () => client.cancelRun({ run_id: action.runId }));
+        return;
       case 'open-log':
         openLog(action.runId).catch((error: unknown) => {
+          // A log closed on purpose (another one opened, the view closed) is no failure.
+          if (hasCode(error, 'ABORTED')) return;
           model.appendLine(action.runId, `— ${errorMessage(error)} —`);
           scheduleDraw();
         });
         return;
       case 'close-log':
-        logConnection?.close();
-        logConnection = undefined;
+        logView?.abort();
+        logView = undefined;
         return;
     }
   };
@@ -209,30 +197,24 @@ export async function runTop(options: TopOptions): Promise<void> {
   const clock = setInterval(() => scheduleDraw(), 1000);
   draw();
 
-  connection
-    .stream(
-      'watch',
-      { recent: 20 },
-      WatchUpdateSchema,
-      (update) => {
-        if (done) return 'stop';
-        model.apply(update);
-        scheduleDraw();
-        return undefined;
-      },
-      { timeoutMs: COMMAND_TIMEOUT_MS },
-    )
-    .then(
-      () => {
-        restore();
-        finish();
-      },
-      (error: unknown) => {
-        if (done) return;
-        restore();
-        finish(error);
-      },
-    );
+  const follow = async (): Promise<void> => {
+    const updates = client.watch({ recent: 20 }, { timeoutMs: COMMAND_TIMEOUT_MS, signal: watching.signal });
+    for await (const update of updates) {
+      model.apply(update);
+      scheduleDraw();
+    }
+  };
+  follow().then(
+    () => {
+      restore();
+      finish();
+    },
+    (error: unknown) => {
+      if (done) return;
+      restore();
+      finish(error);
+    },
+  );
   return finished;
 }
 

@@ -1,11 +1,15 @@
 /**
- * The CLI side of the control socket: connect with a deadline, say hello (protocol version),
- * send requests with a deadline, read one or more responses. Every failure ends as a
- * CharterError from the catalogue, so the CLI never hangs and always says what to do.
+ * One connection to the control socket (docs/control-protocol.md): connect with a deadline, say
+ * hello (protocol version), send requests with a deadline, read one or more responses. Every
+ * failure ends as a CharterError from the catalogue, so a caller never hangs and always learns
+ * what to do; an AbortSignal ends any wait at once. The typed client (`client.ts`) is built on
+ * it; tests and benchmarks use it directly for raw calls.
  */
 import { connect, type Socket } from 'node:net';
 import type * as z from 'zod/mini';
+import { LineDecoder, LineTooLongError } from '../control/line-decoder.js';
 import { CharterError } from '../errors/charter-error.js';
+import { errorMessage } from '../errors/error-message.js';
 import {
   CONTROL_PROTOCOL_VERSION,
   type HelloResult,
@@ -16,19 +20,25 @@ import {
 } from '../protocol/control.js';
 import { parseBoundedJson } from '../protocol/json-limits.js';
 import type { ControlMethod, ControlParams } from '../protocol/methods.js';
-import { LineDecoder, LineTooLongError } from './line-decoder.js';
 
-export interface ConnectOptions {
+export interface OpenOptions {
   readonly socketPath: string;
   readonly clientVersion: string;
   readonly connectTimeoutMs?: number;
   /** Deadline for the hello answer. */
   readonly helloTimeoutMs?: number;
+  /** Aborts the connect and the hello. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface RequestOptions {
   /** Deadline for the (first) response. */
-  readonly timeoutMs?: number;
+  readonly timeoutMs?: number | undefined;
+  /**
+   * Ends the wait with ABORTED. The request may already be with the daemon: aborting does not
+   * undo a change it makes (a decision, a cancel), it only stops waiting for the answer.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 type Waiter = {
@@ -50,7 +60,7 @@ export class ControlConnection {
       try {
         for (const line of decoder.push(chunk)) this.#onLine(line);
       } catch (error) {
-        const reason = error instanceof LineTooLongError ? 'a response line over 1 MiB' : String(error);
+        const reason = error instanceof LineTooLongError ? 'a response line over 1 MiB' : errorMessage(error);
         this.#fail(new CharterError('BAD_RESPONSE', `the daemon sent ${reason}`));
       }
     });
@@ -60,16 +70,16 @@ export class ControlConnection {
     );
   }
 
-  /** Connects and exchanges hello; throws DAEMON_NOT_RUNNING, SOCKET_PERMISSION_DENIED, PROTOCOL_MISMATCH, … */
-  static async open(options: ConnectOptions): Promise<ControlConnection> {
-    const socket = await connectSocket(options.socketPath, options.connectTimeoutMs ?? 2000);
+  /** Connects and exchanges hello; throws DAEMON_NOT_RUNNING, SOCKET_PERMISSION_DENIED, PROTOCOL_MISMATCH, ABORTED, … */
+  static async open(options: OpenOptions): Promise<ControlConnection> {
+    const socket = await connectSocket(options.socketPath, options.connectTimeoutMs ?? 2000, options.signal);
     const connection = new ControlConnection(socket);
     try {
       const hello = await connection.request(
         'hello',
         { protocol: CONTROL_PROTOCOL_VERSION, client_version: options.clientVersion },
         HelloResultSchema,
-        { timeoutMs: options.helloTimeoutMs ?? 5000 },
+        { timeoutMs: options.helloTimeoutMs ?? 5000, signal: options.signal },
       );
       connection.hello = hello;
       return connection;
@@ -113,11 +123,13 @@ export class ControlConnection {
     options: RequestOptions = {},
   ): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const { signal } = options;
+    if (signal?.aborted === true) return Promise.reject(abortedError(method, signal));
     const id = this.#nextId++;
     const timeoutMs = options.timeoutMs ?? 10_000;
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined = setTimeout(() => {
-        this.#waiters.delete(id);
+        settle();
         reject(
           new CharterError(
             'DAEMON_NOT_ANSWERING',
@@ -125,9 +137,15 @@ export class ControlConnection {
           ),
         );
       }, timeoutMs);
+      const onAbort = (): void => {
+        settle();
+        reject(abortedError(method, signal));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       const settle = () => {
         if (timer !== undefined) clearTimeout(timer);
         timer = undefined;
+        signal?.removeEventListener('abort', onAbort);
         this.#waiters.delete(id);
       };
       this.#waiters.set(id, {
@@ -162,6 +180,21 @@ export class ControlConnection {
     });
   }
 
+  /** False once the connection failed or was closed: a new one is needed for further calls. */
+  get usable(): boolean {
+    return this.#failure === undefined && !this.#socket.destroyed;
+  }
+
+  /** Stops reading (backpressure for a stream whose items are not consumed yet). */
+  pause(): void {
+    this.#socket.pause();
+  }
+
+  resume(): void {
+    this.#socket.resume();
+  }
+
+  /** Closes the connection; the daemon drops any stream that ran on it. */
   close(): void {
     this.#socket.destroy();
   }
@@ -197,25 +230,46 @@ export class ControlConnection {
   }
 }
 
-function connectSocket(socketPath: string, timeoutMs: number): Promise<Socket> {
+function connectSocket(
+  socketPath: string,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<Socket> {
+  if (signal?.aborted === true) return Promise.reject(abortedError('connect', signal));
   return new Promise((resolve, reject) => {
     const socket = connect({ path: socketPath });
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
     const timer = setTimeout(() => {
+      done();
       socket.destroy();
       reject(
         new CharterError('DAEMON_NOT_ANSWERING', `could not connect to ${socketPath} within ${timeoutMs} ms`),
       );
     }, timeoutMs);
+    const onAbort = (): void => {
+      done();
+      socket.destroy();
+      reject(abortedError('connect', signal));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     socket.once('connect', () => {
-      clearTimeout(timer);
+      done();
       socket.removeAllListeners('error');
       resolve(socket);
     });
     socket.once('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
+      done();
       reject(connectError(socketPath, error));
     });
   });
+}
+
+/** The error of a wait ended by the caller's AbortSignal; its reason is the cause. */
+function abortedError(what: string, signal: AbortSignal | undefined): CharterError {
+  return new CharterError('ABORTED', `"${what}" was aborted by the caller`, { cause: signal?.reason });
 }
 
 function connectError(socketPath: string, error: NodeJS.ErrnoException): CharterError {
