@@ -239,6 +239,7 @@ function printCliLatency(latency: CliLatency): void {
 
 /** Section 1 alone (`--only cli [--compare-cli PATH]`), to its own results file. */
 async function cliOnly(compareCli: string | undefined): Promise<void> {
+  prepareBaseline();
   console.log(machineLine());
   const latency = await cliLatency(compareCli);
   printCliLatency(latency);
