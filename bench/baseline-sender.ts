@@ -3,12 +3,14 @@
  * `node dist/bench/baseline-sender.js '<json>'`. The plainest correct outbox, with the daemon's
  * own limits (imported, not re-declared), so the shipping ratio compares like with like.
  */
+
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import WebSocket from 'ws';
+import { errorMessage } from '../src/errors/error-message.js';
 import { MAX_BUFFERED_BYTES, MAX_EVENTS_PER_FRAME } from '../src/gateway/transport.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
@@ -168,7 +170,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     await baselineSender(JSON.parse(process.argv[2] ?? '{}') as SenderArgs);
     process.exit(0);
   } catch (error) {
-    console.error(error instanceof Error ? error.message : error);
+    console.error(errorMessage(error));
     process.exit(1);
   }
 }

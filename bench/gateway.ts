@@ -8,6 +8,7 @@
  * The baseline sender lives in bench/baseline-sender.ts and runs as its own process, as the
  * daemon does.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import * as z from 'zod/mini';
 import { ControlConnection } from '../src/client/connection.js';
+import { errorMessage } from '../src/errors/error-message.js';
 import { type FrameRecord, GatewayPeer } from '../src/gateway-server/gateway-peer.js';
 import { type StatusResult, StatusResultSchema } from '../src/protocol/control.js';
 import { CloseCode } from '../src/protocol/gateway.js';
@@ -530,9 +532,7 @@ export async function gatewayBench(host: GatewayBenchHost): Promise<GatewayResul
       const tail = existsSync(log)
         ? readFileSync(log, 'utf8').trimEnd().split('\n').slice(-20).join('\n')
         : '';
-      throw new Error(
-        `${error instanceof Error ? error.message : String(error)}\nlast lines of ${log}:\n${tail}`,
-      );
+      throw new Error(`${errorMessage(error)}\nlast lines of ${log}:\n${tail}`);
     }
   } finally {
     for (const connection of daemon.connections) connection.close();

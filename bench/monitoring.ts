@@ -7,6 +7,7 @@
  *   interleaved in the same run (goal: within 5 %);
  * - `status` start-up, to confirm watching costs the other commands nothing.
  */
+
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as z from 'zod/mini';
 import { ControlConnection } from '../src/client/connection.js';
+import { errorMessage } from '../src/errors/error-message.js';
 import { type RunCounts, StatusResultSchema } from '../src/protocol/control.js';
 import { LogBatchSchema, RunAckSchema } from '../src/protocol/runs.js';
 import { packageVersion } from '../src/version.js';
@@ -373,7 +375,7 @@ export async function monitoringBench(host: MonitoringHost): Promise<MonitoringR
     } catch {
       // no log
     }
-    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${tail}`);
+    throw new Error(`${errorMessage(error)}\n${tail}`);
   } finally {
     await host.stopDaemon(project);
     host.removeProject(project);

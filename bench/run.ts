@@ -8,11 +8,13 @@
  * /metrics scrapes, top), `--only history` (or `npm run bench:history`) section 13 (costs as
  * history grows).
  */
+
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { errorMessage } from '../src/errors/error-message.js';
 import { gatewayBench, killGatewayChildren, printGateway } from './gateway.js';
 import { printReconnectPolicy, reconnectPolicyBench } from './gateway-reconnect.js';
 import { historyBench, printHistory } from './history.js';
@@ -98,7 +100,7 @@ async function stopOrKill(project: string): Promise<void> {
   try {
     await stopDaemon(project);
   } catch (error) {
-    console.error(`graceful stop failed, forcing: ${error instanceof Error ? error.message : error}`);
+    console.error(`graceful stop failed, forcing: ${errorMessage(error)}`);
     spawnSync(process.execPath, [cli, 'stop', '--force', '--timeout', '5', '--project-path', project], {
       stdio: 'ignore',
     });
@@ -466,7 +468,7 @@ try {
   else if (only === 'history') await historyOnly();
   else await main();
 } catch (error) {
-  console.error(error instanceof Error ? error.message : error);
+  console.error(errorMessage(error));
   process.exitCode = 1;
 } finally {
   cleanup();

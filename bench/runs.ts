@@ -3,6 +3,7 @@
  * RSS, control latency with that many runs) and 200 trivial runs through the concurrency limit
  * against the same processes spawned straight from Node. See bench/README.md.
  */
+
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as z from 'zod/mini';
 import { ControlConnection } from '../src/client/connection.js';
+import { errorMessage } from '../src/errors/error-message.js';
 import { type RunCounts, StatusResultSchema } from '../src/protocol/control.js';
 import { packageVersion } from '../src/version.js';
 import {
@@ -213,9 +215,7 @@ async function withDaemon<T>(
       const tail = existsSync(log)
         ? readFileSync(log, 'utf8').trimEnd().split('\n').slice(-20).join('\n')
         : '';
-      throw new Error(
-        `${error instanceof Error ? error.message : String(error)}\nlast lines of ${log}:\n${tail}`,
-      );
+      throw new Error(`${errorMessage(error)}\nlast lines of ${log}:\n${tail}`);
     } finally {
       connection.close();
     }

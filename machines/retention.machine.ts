@@ -11,7 +11,9 @@
  * `store.pruned` / `store.pruneFailed`, which answers the caller and keeps the last report for
  * `status`.
  */
+
 import { assign, enqueueActions, fromPromise, setup } from 'xstate';
+import { errorMessage } from '../src/errors/error-message.js';
 
 /** What a prune reports; the shape of src/store/retention.ts PruneReport, kept opaque here. */
 export type PruneResult = Readonly<Record<string, unknown>>;
@@ -149,7 +151,7 @@ export const retentionMachine = setup({
             {
               type: 'reportFailed',
               params: ({ event }) => ({
-                message: event.error instanceof Error ? event.error.message : String(event.error),
+                message: errorMessage(event.error),
               }),
             },
             'finish',

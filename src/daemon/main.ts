@@ -3,8 +3,10 @@
  *   node dist/src/daemon/main.js '<launch options as JSON>'
  * Anything printed here lands in `.charter/daemon/daemon.out` (the CLI shows it on a failed start).
  */
+
 import { z } from 'zod';
 import { isCharterError } from '../errors/charter-error.js';
+import { errorStack } from '../errors/error-message.js';
 import { LaunchOptionsSchema } from './launch-options.js';
 import { runDaemon } from './run-daemon.js';
 
@@ -32,9 +34,7 @@ main().then(
       process.stderr.write(`${error.message} (${error.code})\n`);
       process.exit(error.exitCode || 1);
     }
-    process.stderr.write(
-      `charter-daemon: fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
+    process.stderr.write(`charter-daemon: fatal: ${errorStack(error)}\n`);
     process.exit(1);
   },
 );

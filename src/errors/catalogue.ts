@@ -218,6 +218,12 @@ export const errorCatalogue = {
 
 export type ErrorCode = keyof typeof errorCatalogue;
 
+/**
+ * Some codes of the catalogue, for a field that can carry only those: a name that is not in the
+ * catalogue does not compile (`Extract` would quietly make it `never`).
+ */
+export type CodeOf<C extends ErrorCode> = C;
+
 export function isErrorCode(code: string): code is ErrorCode {
   return Object.hasOwn(errorCatalogue, code);
 }

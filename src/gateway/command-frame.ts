@@ -9,7 +9,10 @@
  * Lenient in what it accepts: `null` counts as absent for optional fields (`run_id`, and any
  * optional arg such as `by`, `comment`, `reason`, `step_id`).
  */
+
 import { z } from 'zod';
+import type { CodeOf } from '../errors/catalogue.js';
+import { errorMessage } from '../errors/error-message.js';
 import { MAX_INPUTS_JSON_BYTES } from '../protocol/field-limits.js';
 import { type CommandFrame, CommandFrameSchema } from '../protocol/gateway.js';
 import { MAX_JSON_DEPTH, valueDepthExceeds } from '../protocol/json-limits.js';
@@ -38,7 +41,7 @@ export type ReadCommand =
       readonly commandKind: string;
       readonly runId: string | null;
       readonly argsCopy: string;
-      readonly error: { code: 'INVALID_PARAMS' | 'SECRETS_UNAVAILABLE'; message: string };
+      readonly error: { code: CodeOf<'INVALID_PARAMS' | 'SECRETS_UNAVAILABLE'>; message: string };
     }
   /** No usable envelope: nothing can be acknowledged or answered. */
   | { readonly kind: 'malformed'; readonly message: string };
@@ -112,7 +115,7 @@ export function sealForInbox(
       argsCopy: boundedCopy(frame.args),
       error: {
         code: 'SECRETS_UNAVAILABLE',
-        message: (error instanceof Error ? error.message : String(error)).slice(0, MESSAGE_CHARS),
+        message: errorMessage(error).slice(0, MESSAGE_CHARS),
       },
     };
   }

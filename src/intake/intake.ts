@@ -369,7 +369,9 @@ export function createIntake(deps: IntakeDeps): Intake {
       call = gatewayCall(openGatewayCommand(command, deps.secrets), key);
     } catch (error) {
       settleGatewayCommand(command.cmd_id, {
-        error: isCharterError(error) ? error.toWire() : { code: 'INTERNAL', message: String(error) },
+        error: isCharterError(error)
+          ? error.toWire()
+          : new CharterError('INTERNAL', errorMessage(error)).toWire(),
       });
       return;
     }

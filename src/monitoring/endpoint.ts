@@ -4,9 +4,11 @@
  * of `--metrics` / `daemon.metrics.listen`. prom-client is imported the first time an exposition
  * is needed, never before: with metrics off and nobody asking, it is never loaded.
  */
+
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CharterError } from '../errors/charter-error.js';
+import { errorMessage } from '../errors/error-message.js';
 import { type ListenAddress, metricsUrl } from '../project/metrics-address.js';
 import type { Exposition, MetricsSources } from './exposition.js';
 
@@ -108,9 +110,7 @@ export class MetricsEndpoint {
       }
       response.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
     } catch (error) {
-      response
-        .writeHead(500, { 'Content-Type': 'text/plain' })
-        .end(`${error instanceof Error ? error.message : String(error)}\n`);
+      response.writeHead(500, { 'Content-Type': 'text/plain' }).end(`${errorMessage(error)}\n`);
     }
   }
 }

@@ -7,8 +7,10 @@
  *
  * Depth counts the arrays and objects enclosing the deepest value: `1` and `"x"` are 0 deep,
  * `[]` and `{}` 1 deep, `{"a": [1]}` 2 deep. The walkers below are iterative, so they are safe
- * on any input. Pure: no I/O, nothing imported (the gateway transport imports this too).
+ * on any input. Pure: no I/O, nothing imported but the one error-message helper (the gateway
+ * transport imports this too).
  */
+import { errorMessage } from '../errors/error-message.js';
 
 /** The deepest nesting of arrays and objects accepted in any JSON document (see docs/control-protocol.md). */
 export const MAX_JSON_DEPTH = 64;
@@ -83,7 +85,7 @@ export function parseBoundedJson(
   } catch (error) {
     return {
       ok: false,
-      message: `not valid JSON (${error instanceof Error ? error.message : String(error)})`,
+      message: `not valid JSON (${errorMessage(error)})`,
     };
   }
 }

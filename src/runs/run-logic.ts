@@ -14,6 +14,7 @@ import {
   type StepRunnerInput,
 } from '../../machines/run.machine.js';
 import { crashPoint } from '../daemon/crash-points.js';
+import { errorMessage } from '../errors/error-message.js';
 import type { ControlReply } from '../protocol/control.js';
 import { outputTextBudget, splitTextToFit } from '../protocol/frame-budget.js';
 import type { Waiting } from '../protocol/runs.js';
@@ -156,7 +157,7 @@ export function createRunLogic(deps: RunLogicDeps) {
       };
     } catch (error) {
       // A clear reason on the run, never a crash (SECRETS_UNAVAILABLE: the key file).
-      const message = `secrets unavailable: ${error instanceof Error ? error.message : String(error)}`;
+      const message = `secrets unavailable: ${errorMessage(error)}`;
       log.error({ error: message }, 'step not started: its secrets cannot be decrypted');
       sendBack({ type: 'step.output', chunk: { stream: 'stderr', text: `${message}\n` } });
       sendBack({ type: 'step.exited', outcome: { kind: 'spawn_failed', message } });

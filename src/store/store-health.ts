@@ -4,12 +4,13 @@
  * stands until a later write is seen to commit. `status` shows it, and refusals name it.
  */
 import { setImmediate as later } from 'node:timers';
+import type { CodeOf } from '../errors/catalogue.js';
 import { errorMessage } from '../errors/error-message.js';
 import type { Store } from './store.js';
 
 export interface StoreFault {
   /** DISK_FULL when the disk or the database is full, else STORE_FAILED. */
-  readonly code: 'DISK_FULL' | 'STORE_FAILED';
+  readonly code: CodeOf<'DISK_FULL' | 'STORE_FAILED'>;
   readonly message: string;
   readonly since: string;
 }
