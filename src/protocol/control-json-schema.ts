@@ -46,6 +46,33 @@ import {
 /** Where a `$ref` to a named schema points: the document's own `$defs`. */
 const DEFS = '#/$defs/';
 
+/**
+ * The formats JSON Schema 2020-12 defines (its "Validation" vocabulary, section 7.3). zod also
+ * writes `format` for string checks that are no format (`starts_with` beside the pattern that
+ * says the same): a validator in strict mode refuses an unknown format, so those are left out.
+ */
+const STANDARD_FORMATS: ReadonlySet<string> = new Set([
+  'date-time',
+  'date',
+  'time',
+  'duration',
+  'email',
+  'idn-email',
+  'hostname',
+  'idn-hostname',
+  'ipv4',
+  'ipv6',
+  'uri',
+  'uri-reference',
+  'iri',
+  'iri-reference',
+  'uuid',
+  'uri-template',
+  'json-pointer',
+  'relative-json-pointer',
+  'regex',
+]);
+
 /** `hello` is answered by the socket server itself, before the methods of `methods.ts`. */
 type PublishedMethod = 'hello' | ControlMethod;
 
@@ -199,6 +226,11 @@ function definitions(registry: z.core.$ZodRegistry<{ id: string }>): Record<stri
     target: 'draft-2020-12',
     io: 'input',
     uri: (id) => DEFS + id,
+    override: ({ jsonSchema }) => {
+      if (typeof jsonSchema.format === 'string' && !STANDARD_FORMATS.has(jsonSchema.format)) {
+        delete jsonSchema.format;
+      }
+    },
   });
   const defs: Record<string, JsonSchema> = {};
   for (const id of Object.keys(schemas).sort()) {
