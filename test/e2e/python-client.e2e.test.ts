@@ -138,6 +138,13 @@ function isRefusalOfShape(response: Message): boolean {
   return code === 'INVALID_PARAMS' || code === 'UNKNOWN_METHOD' || code === 'BAD_REQUEST';
 }
 
+/** The (first) exchange of a method; throws when the transcript has none. */
+function exchangeOf(exchanges: Map<unknown, Exchange>, method: string): Exchange {
+  const found = [...exchanges.values()].find(({ request }) => request.method === method);
+  if (found === undefined) throw new Error(`no ${method} request in the transcript`);
+  return found;
+}
+
 function methodsOf(exchanges: Map<unknown, Exchange>): string[] {
   return [...new Set([...exchanges.values()].map(({ request }) => String(request.method)))].sort();
 }
@@ -196,11 +203,10 @@ describe('the Python client (examples/python-client)', () => {
       'run.submit',
       'runs.show',
     ]);
-    const submit = [...exchanges.values()].find(({ request }) => request.method === 'run.submit');
-    const runId = (submit?.responses[0]?.result as { run_id: string }).run_id;
-    const logs = [...exchanges.values()].find(({ request }) => request.method === 'run.logs');
-    expect(logs?.responses.filter((response) => response.more === true).length).toBeGreaterThan(1);
-    expect(logs?.responses.at(-1)?.result).toMatchObject({ entries: [], state: 'succeeded', done: true });
+    const runId = (exchangeOf(exchanges, 'run.submit').responses[0]?.result as { run_id: string }).run_id;
+    const logs = exchangeOf(exchanges, 'run.logs');
+    expect(logs.responses.filter((response) => response.more === true).length).toBeGreaterThan(1);
+    expect(logs.responses.at(-1)?.result).toMatchObject({ entries: [], state: 'succeeded', done: true });
     expect(result.stdout).toContain(`run ${runId} succeeded`);
 
     // The daemon's own account of the run.
