@@ -203,7 +203,9 @@ describe('the Python client (examples/python-client)', () => {
       'run.submit',
       'runs.show',
     ]);
-    const runId = (exchangeOf(exchanges, 'run.submit').responses[0]?.result as { run_id: string }).run_id;
+    const ack = exchangeOf(exchanges, 'run.submit').responses[0]?.result as { run_id?: string } | undefined;
+    const runId = ack?.run_id ?? '';
+    expect(runId).toMatch(/^r[0-9A-HJKMNP-TV-Z]{26}$/);
     const logs = exchangeOf(exchanges, 'run.logs');
     expect(logs.responses.filter((response) => response.more === true).length).toBeGreaterThan(1);
     expect(logs.responses.at(-1)?.result).toMatchObject({ entries: [], state: 'succeeded', done: true });
