@@ -5,12 +5,16 @@
  * `succeeded`, as the daemon's own `runs show` confirms; a second script calls every other
  * method and a few that must fail. Every line either sent or received is checked against
  * docs/control.v1.schema.json with ajv: requests against `request`, responses against
- * `response`, and each result against the result schema of the method it answered.
+ * `response`, and each result against the result schema of the method it answered. Last, the
+ * client meets a hostile peer on a real socket and ends every exchange with the right error.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, readFileSync, realpathSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_CONTROL_LINE_BYTES } from '../../src/protocol/control.js';
 import type { RunDetail } from '../../src/protocol/runs.js';
 import { assertBuilt, destroyProject, makeProject, parseJson, repoRoot, runCli } from '../support/cli.js';
 import { describeErrors, loadControlSchema } from '../support/control-schema-validator.js';
@@ -22,9 +26,11 @@ const hasPython = spawnSync(PYTHON, ['--version'], { stdio: 'ignore' }).status =
 const SKIPPED = hasPython ? '' : ` (skipped: ${PYTHON} is not on PATH)`;
 
 const projects: string[] = [];
+const cleanups: (() => void)[] = [];
 
 beforeAll(() => assertBuilt());
 afterEach(() => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
   for (const root of projects.splice(0)) {
     destroyProject(root);
     for (const pid of pidsWithEnv('CHARTER_PROJECT_ROOT', root)) {
@@ -266,5 +272,105 @@ describe('the Python client (examples/python-client)', () => {
     expect(result.code).toBe(3);
     expect(result.stderr).toContain('(DAEMON_NOT_RUNNING)');
     expect(result.stdout).toBe('');
+  });
+});
+
+/**
+ * How the hostile peer answers `status`, chosen by the `client_version` of the hello (the
+ * scenario's name), and the error the client must end with.
+ */
+const HOSTILE: Record<string, { answer: (socket: Socket) => void; code: string }> = {
+  // A line over 1 MiB that never ends: the client stops reading at the bound.
+  'huge-line': {
+    answer: (socket) => socket.write('x'.repeat(MAX_CONTROL_LINE_BYTES + 1024)),
+    code: 'BAD_RESPONSE',
+  },
+  deep: {
+    answer: (socket) => socket.write(`{"id":1,"ok":true,"result":${'['.repeat(100)}${']'.repeat(100)}}\n`),
+    code: 'BAD_RESPONSE',
+  },
+  'not-json': { answer: (socket) => socket.write('not json\n'), code: 'BAD_RESPONSE' },
+  'no-envelope': { answer: (socket) => socket.write('{"id":1,"result":{}}\n'), code: 'BAD_RESPONSE' },
+  stranger: { answer: (socket) => socket.write('{"id":99,"ok":true,"result":{}}\n'), code: 'BAD_RESPONSE' },
+  silent: { answer: () => undefined, code: 'DAEMON_NOT_ANSWERING' },
+  closes: { answer: (socket) => socket.end(), code: 'DAEMON_NOT_ANSWERING' },
+  'connection-error': {
+    answer: (socket) =>
+      socket.write('{"id":null,"ok":false,"error":{"code":"TOO_MANY_CLIENTS","message":"too many"}}\n'),
+    code: 'TOO_MANY_CLIENTS',
+  },
+  'error-answer': {
+    answer: (socket) =>
+      socket.write('{"id":1,"ok":false,"error":{"code":"DRAINING","message":"stopping","hint":"wait"}}\n'),
+    code: 'DRAINING',
+  },
+};
+
+/** A peer on a real Unix socket that says hello (protocol 2 to `mismatch`), then plays a scenario. */
+async function hostilePeer(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'cdh-'));
+  const path = join(dir, 'hostile.sock');
+  const server: Server = createServer((socket) => {
+    socket.on('error', () => undefined); // the client may leave mid-write
+    let buffered = '';
+    let scenario = '';
+    socket.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
+        const request = JSON.parse(buffered.slice(0, newline)) as {
+          id: number;
+          method: string;
+          params: { client_version: string };
+        };
+        buffered = buffered.slice(newline + 1);
+        if (request.method === 'hello') {
+          scenario = request.params.client_version;
+          const protocol = scenario === 'mismatch' ? 2 : 1;
+          socket.write(
+            `${JSON.stringify({ id: request.id, ok: true, result: { protocol, daemon_version: '9', pid: 1 } })}\n`,
+          );
+        } else {
+          HOSTILE[scenario]?.answer(socket);
+        }
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  cleanups.push(() => {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return path;
+}
+
+/** Each scenario on its own connection; prints the error code each call ended with. */
+const AGAINST_HOSTILE = `
+import json, sys
+from charter_client import CharterError, Client
+
+path, scenarios = sys.argv[1], sys.argv[2:]
+codes = {}
+for scenario in scenarios:
+    try:
+        with Client(path, timeout=2, client_version=scenario) as client:
+            client.call("status")
+        codes[scenario] = "no error"
+    except CharterError as error:
+        codes[scenario] = error.code
+print(json.dumps(codes))
+`;
+
+describe('the Python client against a hostile peer', () => {
+  it(`ends every exchange with an error from the catalogue, never a hang or a crash${SKIPPED}`, async (context) => {
+    if (!hasPython) context.skip();
+    const path = await hostilePeer();
+    const scenarios = [...Object.keys(HOSTILE), 'mismatch'];
+    const result = await runPython(['-c', AGAINST_HOSTILE, path, ...scenarios]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(parseJson<Record<string, string>>(result.stdout)).toEqual({
+      ...Object.fromEntries(Object.entries(HOSTILE).map(([name, { code }]) => [name, code])),
+      mismatch: 'PROTOCOL_MISMATCH',
+    });
   });
 });
