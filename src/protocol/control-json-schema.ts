@@ -17,6 +17,7 @@ import {
   HelloParamsSchema,
   HelloResultSchema,
   LogFileStatusSchema,
+  MAX_CONTROL_LINE_BYTES,
   PruneReportSchema,
   RequestIdSchema,
   RequestSchema,
@@ -27,6 +28,8 @@ import {
   SuccessResponseSchema,
   WireErrorSchema,
 } from './control.js';
+import { MAX_ANSWERS_JSON_BYTES, MAX_INPUTS_JSON_BYTES } from './field-limits.js';
+import { MAX_JSON_DEPTH } from './json-limits.js';
 import { type ControlMethod, methodParams, methodResults, streamingMethods } from './methods.js';
 import { WatchHeaderSchema, WatchRunSchema, WatchUpdateSchema } from './observe.js';
 import {
@@ -205,8 +208,9 @@ export function controlJsonSchema(): JsonSchema {
       'NDJSON over the daemon\u2019s Unix socket (docs/control-protocol.md). `request`, `response`, ' +
       '`error` and `connection_error` are the envelopes; `methods` gives the params and the result ' +
       '(of each item, for a stream) of every method, by name. Bounds the daemon checks beyond this ' +
-      'schema: a line of at most 1 MiB nested at most 64 levels deep, and inputs or answers of at ' +
-      'most 64 KiB as JSON.',
+      `schema: a line of at most ${MAX_CONTROL_LINE_BYTES} bytes nested at most ${MAX_JSON_DEPTH} ` +
+      `levels deep, inputs of at most ${MAX_INPUTS_JSON_BYTES} and answers of at most ` +
+      `${MAX_ANSWERS_JSON_BYTES} bytes as JSON.`,
     protocol: CONTROL_PROTOCOL_VERSION,
     request: { $ref: `${DEFS}Request` },
     response: { $ref: `${DEFS}Response` },
