@@ -167,9 +167,13 @@ type JsonSchema = Record<string, unknown>;
 /** The JSON Schema of the control protocol: see docs/control-protocol.md ("JSON Schema"). */
 export function controlJsonSchema(): JsonSchema {
   const registry = z.registry<{ id: string }>();
+  const taken = new Set<string>();
+  /** Registers a schema under `id`, or returns the name it already has; one name, one schema. */
   const name = (schema: z.ZodMiniType, id: string): string => {
     const existing = registry.get(schema)?.id;
     if (existing !== undefined) return existing;
+    if (taken.has(id)) throw new Error(`controlJsonSchema: two schemas named ${id}`);
+    taken.add(id);
     registry.add(schema, { id });
     return id;
   };
