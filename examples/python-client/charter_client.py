@@ -151,8 +151,9 @@ class Client:
     ) -> Iterator[Any]:
         """Sends one request and yields the result of each response until the last one.
 
-        `timeout` bounds the wait for each response, not the whole stream. Other calls may be made
-        on this client while the stream is open; leaving the loop early drops the rest of it.
+        The request is sent when the iteration starts. `timeout` bounds the wait for each
+        response, not the whole stream. Other calls may be made on this client while the stream
+        is open; leaving the loop early drops the rest of it.
         """
         request_id = self._send(method, params)
         finished = False
@@ -320,7 +321,10 @@ def _parse_response(line: str) -> dict[str, Any]:
     if _nested_deeper_than(value, MAX_JSON_DEPTH):
         raise CharterError("BAD_RESPONSE", f"the daemon sent JSON nested more than {MAX_JSON_DEPTH} deep")
     ok = value.get("ok") if isinstance(value, dict) else None
-    shaped = isinstance(value, dict) and "id" in value and (
+    # This client sends integer ids; `true` must not pass for 1.
+    request_id = value.get("id", False) if isinstance(value, dict) else False
+    id_shaped = request_id is None or (type(request_id) in (int, str))
+    shaped = id_shaped and (
         (ok is True and "result" in value)
         or (
             ok is False

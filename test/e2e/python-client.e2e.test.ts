@@ -291,6 +291,11 @@ const HOSTILE: Record<string, { answer: (socket: Socket) => void; code: string }
   },
   'not-json': { answer: (socket) => socket.write('not json\n'), code: 'BAD_RESPONSE' },
   'no-envelope': { answer: (socket) => socket.write('{"id":1,"result":{}}\n'), code: 'BAD_RESPONSE' },
+  // `true` is not the id 1 (Python's `True == 1` holds).
+  'bool-id': {
+    answer: (socket) => socket.write('{"id":true,"ok":true,"result":{}}\n'),
+    code: 'BAD_RESPONSE',
+  },
   stranger: { answer: (socket) => socket.write('{"id":99,"ok":true,"result":{}}\n'), code: 'BAD_RESPONSE' },
   silent: { answer: () => undefined, code: 'DAEMON_NOT_ANSWERING' },
   closes: { answer: (socket) => socket.end(), code: 'DAEMON_NOT_ANSWERING' },
