@@ -73,8 +73,8 @@ export type ControlResult<M extends ControlMethod> = z.infer<(typeof methodResul
 
 /**
  * Methods answered by a stream: every response but the last carries `more: true`. `run.logs`
- * streams only with `follow: true` (else it answers once, `done: true`); `watch` ends when the
- * daemon stops or the client closes.
+ * sends the history in batches, then, with `follow: true`, new entries until the run ends (the
+ * last batch has `done: true`); `watch` ends when the daemon stops or the client closes.
  */
 export const streamingMethods: ReadonlySet<ControlMethod> = new Set(['run.logs', 'watch']);
 
