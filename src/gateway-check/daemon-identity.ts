@@ -19,7 +19,7 @@ export class CheckDaemon {
   readonly daemonId: string;
   /** True when the id was made for this run: the gateway must know nothing of it. */
   readonly fresh: boolean;
-  /** Seconds since 1970 at the start: above the epoch of any earlier run with the same id. */
+  /** Milliseconds since 1970 at the start: above the epoch of any earlier run with the same id. */
   epoch: number;
   /** The epoch the run started with: every hello of the run has at least this one. */
   readonly firstEpoch: number;
@@ -31,7 +31,7 @@ export class CheckDaemon {
   constructor(daemonId?: string, now = Date.now()) {
     this.daemonId = daemonId ?? randomUUID();
     this.fresh = daemonId === undefined;
-    this.epoch = Math.max(2, Math.floor(now / 1000));
+    this.epoch = Math.max(2, now);
     this.firstEpoch = this.epoch;
   }
 
