@@ -63,7 +63,7 @@ async function runCommandScenario(session: CheckSession, seen: CommandsSeen): Pr
       ? pass('commands.dseq-increasing', `${describe(received)} after down_applied ${from}`)
       : fail('commands.dseq-increasing', `${order}${invalid}`);
   const firstCommand = received[0] as CommandFrame;
-  const last = Math.max(...received.map((command) => command.dseq));
+  const last = highestDseq(received, 0);
   await a.close();
 
   // Connection B: the same down_applied, so the first command must come again.
@@ -95,7 +95,7 @@ async function runCommandScenario(session: CheckSession, seen: CommandsSeen): Pr
             'commands.resent-without-cack',
             `dseq ${firstCommand.dseq} (${JSON.stringify(firstCommand.cmd_id)}) again on the next connection (down_applied ${from})`,
           );
-  const acknowledged = Math.max(last, ...b.commands().map((command) => command.dseq));
+  const acknowledged = highestDseq(b.commands(), last);
   b.send({ op: 'cack', down: acknowledged });
   const cackRead = await b.roundTrip(session.timeoutMs);
   daemon.downApplied = acknowledged;
@@ -145,6 +145,11 @@ function judgeOrder(commands: readonly CommandFrame[], downApplied: number): str
       return `dseq ${current} after ${previous} (expected ${previous + 1}): ${describe(commands)}`;
   }
   return null;
+}
+
+/** The highest dseq of `commands`, at least `floor` (a loop: there may be many). */
+function highestDseq(commands: readonly CommandFrame[], floor: number): number {
+  return commands.reduce((highest, command) => Math.max(highest, command.dseq), floor);
 }
 
 function describe(commands: readonly CommandFrame[]): string {

@@ -146,7 +146,7 @@ async function acksAfterResend(
   if (reached === null) return `the gateway closed with ${conn.closeCode}`;
   if (reached === undefined) return `no ack reached seq ${last} within ${timeoutMs} ms`;
   await conn.roundTrip(timeoutMs);
-  const highest = Math.max(...conn.acks.map((ack) => ack.up));
+  const highest = conn.acks.reduce((max, ack) => Math.max(max, ack.up), 0);
   if (highest > last)
     return `acked up to ${highest}, beyond the last seq sent (${last}): resent events counted again`;
   if (!conn.open) return `the gateway closed with ${conn.closeCode}`;
