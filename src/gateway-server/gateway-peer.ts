@@ -55,6 +55,8 @@ export interface GatewayPeerOptions {
   onFrame?: (record: FrameRecord) => void;
   /** Called for connection-level happenings (upgrade refused, connection opened/closed). */
   onNote?: (note: string) => void;
+  /** Deliberate protocol violations, for tests and demos only (see `GatewayMisbehaviour`). */
+  misbehave?: GatewayMisbehaviour;
 }
 
 export interface FrameRecord {
@@ -177,6 +179,9 @@ export class GatewayPeer {
   #zombie = false;
   #closeMidBatch = false;
   #dropAt: DropPoint | null = null;
+  readonly #misbehave: GatewayMisbehaviour;
+  /** Highest dseq ever sent on any connection (only `misbehave.noCommandResend` reads it). */
+  #everSentDseq = 0;
 
   private constructor(options: GatewayPeerOptions, port: number, wss: WebSocketServer) {
     this.#port = port;
@@ -187,6 +192,7 @@ export class GatewayPeer {
     this.#credit = options.initialCredit ?? 1000;
     this.#onFrame = options.onFrame;
     this.#onNote = options.onNote;
+    this.#misbehave = options.misbehave ?? {};
     this.#wss = wss;
     this.url = `http://${HOST}:${port}${this.#basePath}`;
   }
@@ -215,7 +221,8 @@ export class GatewayPeer {
       maxPayload: maxFrame,
       perMessageDeflate: false,
       clientTracking: false,
-      handleProtocols: (protocols) => (protocols.has(GATEWAY_SUBPROTOCOL) ? GATEWAY_SUBPROTOCOL : false),
+      handleProtocols: (protocols) =>
+        protocols.has(GATEWAY_SUBPROTOCOL) ? selectedSubprotocol(options.misbehave) : false,
     });
     wss.on('error', () => {});
     const server = createServer();
@@ -706,7 +713,9 @@ export class GatewayPeer {
     conn.grantedLimit = upLimit;
     conn.ackedUp = upCommitted;
     conn.lastPingSent = Date.now();
-    conn.sentDseq = hello.down_applied;
+    conn.sentDseq = this.#misbehave.noCommandResend
+      ? Math.max(hello.down_applied, this.#everSentDseq)
+      : hello.down_applied;
     conn.lastCack = hello.down_applied;
     this.#flushCommands(conn);
   }
@@ -750,6 +759,10 @@ export class GatewayPeer {
     let duplicates = 0;
     let max = this.storedMax();
     for (const event of events) {
+      if (event.seq <= max && this.#misbehave.noDedupe) {
+        fresh.push(event); // misbehaving: a resent event is stored again, as if it were new
+        continue;
+      }
       if (event.seq <= max) {
         duplicates += 1;
         const stored =
@@ -763,7 +776,7 @@ export class GatewayPeer {
         }
         continue;
       }
-      if (event.seq > conn.grantedLimit) {
+      if (event.seq > conn.grantedLimit && !this.#misbehave.ignoreCredit) {
         return {
           ok: false,
           code: CloseCode.flowControl,
@@ -833,6 +846,9 @@ export class GatewayPeer {
     if (this.#send(conn, { op: 'ack', up, up_limit: upLimit })) {
       conn.ackedUp = up;
       conn.grantedLimit = Math.max(conn.grantedLimit, upLimit);
+      // misbehaving: a second, smaller ack right after the real one
+      if (this.#misbehave.ackBackwards && up > 0)
+        this.#send(conn, { op: 'ack', up: up - 1, up_limit: upLimit });
     }
   }
 
@@ -845,6 +861,7 @@ export class GatewayPeer {
         command.frame === null ? this.#sendText(conn, command.text) : this.#send(conn, command.frame);
       if (!sent) return;
       conn.sentDseq = command.dseq;
+      this.#everSentDseq = Math.max(this.#everSentDseq, command.dseq);
     }
   }
 
@@ -1029,4 +1046,35 @@ function truncateUtf8(text: string, maxBytes: number): string {
 function closeCodeName(code: number): string {
   const entry = Object.entries(CloseCode).find(([, value]) => value === code);
   return entry?.[0] ?? `closed with ${code}`;
+}
+
+// ---- misbehaviour (tests and demos only) ---------------------------------------------------
+
+/**
+ * Ways to make the test gateway break one rule of charter.v1 on purpose, so that a check (the
+ * conformance kit `gateway-check`, a test) can be shown to catch it. For tests and demos only:
+ * no real gateway should have any of these. Each breaks exactly one rule of docs/protocol.md.
+ */
+export interface GatewayMisbehaviour {
+  /**
+   * The subprotocol selected when `charter.v1` is offered ("The upgrade request"); '' selects
+   * none. A client that does not offer `charter.v1` is still refused with 400.
+   */
+  subprotocol?: string;
+  /** After every ack, a second ack with `up` one lower ("`ack`": acks are cumulative). */
+  ackBackwards?: boolean;
+  /** Events past `up_limit` are stored and acked instead of closing with 4008 ("Credit"). */
+  ignoreCredit?: boolean;
+  /** A resent event (seq already stored) is stored again as new ("Resend after reconnect"). */
+  noDedupe?: boolean;
+  /**
+   * A command is sent once, on one connection, and never again, whatever `hello.down_applied`
+   * says ("`down_applied` in `hello`": the gateway resends every command with a larger dseq).
+   */
+  noCommandResend?: boolean;
+}
+
+function selectedSubprotocol(misbehave: GatewayMisbehaviour | undefined): string | false {
+  const selected = misbehave?.subprotocol ?? GATEWAY_SUBPROTOCOL;
+  return selected === '' ? false : selected;
 }
