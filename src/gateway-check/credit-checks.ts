@@ -12,19 +12,14 @@
 import { type ClauseResult, fail, notObserved, pass } from './clauses.js';
 import { eventsFrameBytes, frameBudget, packFrames } from './event-frames.js';
 import { judgeAcked } from './expect-ack.js';
-import type { CheckSession } from './session.js';
+import { type CheckSession, inTurn } from './session.js';
 import { until } from './wait.js';
 
 /** Credit windows larger than this are not filled (the clause is then not observed). */
 export const MAX_CREDIT_PROBED = 10_000;
 
-export async function checkCredit(session: CheckSession): Promise<ClauseResult[]> {
-  const results: ClauseResult[] = [];
-  for (const scenario of [replenished, overrunRefused]) {
-    results.push(await scenario(session));
-    await session.closeAll();
-  }
-  return results;
+export function checkCredit(session: CheckSession): Promise<ClauseResult[]> {
+  return inTurn(session, [replenished, overrunRefused]);
 }
 
 async function replenished(session: CheckSession): Promise<ClauseResult> {

@@ -11,7 +11,7 @@ import type { AckSeen, ScriptedConnection } from './connection.js';
 import { frameBudget, packFrames } from './event-frames.js';
 import { judgeAcked } from './expect-ack.js';
 import { expectClose } from './expect-close.js';
-import type { CheckSession } from './session.js';
+import { type CheckSession, inTurn } from './session.js';
 import { until } from './wait.js';
 
 /** Frames of 3, 2 and 1 events: more than one ack to compare. */
@@ -19,13 +19,8 @@ const CUMULATIVE_FRAMES = [3, 2, 1];
 const RESEND_BATCH = 3;
 const RESEND_NEW = 2;
 
-export async function checkEvents(session: CheckSession): Promise<ClauseResult[]> {
-  const results: ClauseResult[] = [];
-  for (const scenario of [cumulativeAcks, gapRefused, resendDeduplicated]) {
-    results.push(await scenario(session));
-    await session.closeAll();
-  }
-  return results;
+export function checkEvents(session: CheckSession): Promise<ClauseResult[]> {
+  return inTurn(session, [cumulativeAcks, gapRefused, resendDeduplicated]);
 }
 
 async function cumulativeAcks(session: CheckSession): Promise<ClauseResult> {

@@ -9,16 +9,11 @@ import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/gateway.js';
 import { type ClauseResult, fail, notObserved, pass } from './clauses.js';
 import { eventsFrameBytes, frameBudget } from './event-frames.js';
 import { judgeAcked } from './expect-ack.js';
-import type { CheckSession } from './session.js';
+import { type CheckSession, inTurn } from './session.js';
 import { until } from './wait.js';
 
-export async function checkFrameSize(session: CheckSession): Promise<ClauseResult[]> {
-  const results: ClauseResult[] = [];
-  for (const scenario of [atLimit, aboveLimit]) {
-    results.push(await scenario(session));
-    await session.closeAll();
-  }
-  return results;
+export function checkFrameSize(session: CheckSession): Promise<ClauseResult[]> {
+  return inTurn(session, [atLimit, aboveLimit]);
 }
 
 async function atLimit(session: CheckSession): Promise<ClauseResult> {

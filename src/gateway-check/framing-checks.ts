@@ -8,15 +8,10 @@
 import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/gateway.js';
 import { type ClauseResult, fail, notObserved, pass } from './clauses.js';
 import { expectClose } from './expect-close.js';
-import type { CheckSession } from './session.js';
+import { type CheckSession, inTurn } from './session.js';
 
-export async function checkFraming(session: CheckSession): Promise<ClauseResult[]> {
-  const results: ClauseResult[] = [];
-  for (const scenario of [unknownOp, notJson, eventBeforeHello, secondHello]) {
-    results.push(await scenario(session));
-    await session.closeAll();
-  }
-  return results;
+export function checkFraming(session: CheckSession): Promise<ClauseResult[]> {
+  return inTurn(session, [unknownOp, notJson, eventBeforeHello, secondHello]);
 }
 
 async function unknownOp(session: CheckSession): Promise<ClauseResult> {

@@ -8,24 +8,13 @@
 import { type ClauseResult, fail, notObserved, pass } from './clauses.js';
 import type { WelcomeFrame } from './connection.js';
 import { expectClose } from './expect-close.js';
-import type { CheckSession } from './session.js';
+import { type CheckSession, inTurn } from './session.js';
 
 /** Far beyond any dseq a gateway assigned to a daemon the kit made up (2^53 − 1). */
 const DOWN_APPLIED_AHEAD = Number.MAX_SAFE_INTEGER;
 
-export async function checkHandshake(session: CheckSession): Promise<ClauseResult[]> {
-  const results: ClauseResult[] = [];
-  for (const scenario of [
-    welcome,
-    unsupportedProtocol,
-    downAppliedAhead,
-    newerEpochWins,
-    olderEpochRefused,
-  ]) {
-    results.push(await scenario(session));
-    await session.closeAll();
-  }
-  return results;
+export function checkHandshake(session: CheckSession): Promise<ClauseResult[]> {
+  return inTurn(session, [welcome, unsupportedProtocol, downAppliedAhead, newerEpochWins, olderEpochRefused]);
 }
 
 async function welcome(session: CheckSession): Promise<ClauseResult> {

@@ -5,19 +5,14 @@
  * own pings are optional, but one that pings does so every `hb_ms`.
  */
 import { type ClauseResult, fail, notObserved, pass } from './clauses.js';
-import type { CheckSession } from './session.js';
+import { type CheckSession, inTurn } from './session.js';
 import { sleep, until } from './wait.js';
 
 /** A quiet link longer than this is not waited for (the clause is then not observed). */
 export const MAX_QUIET_WINDOW_MS = 60_000;
 
-export async function checkLiveness(session: CheckSession): Promise<ClauseResult[]> {
-  const results: ClauseResult[] = [];
-  for (const scenario of [pong, quietLink]) {
-    results.push(await scenario(session));
-    await session.closeAll();
-  }
-  return results;
+export function checkLiveness(session: CheckSession): Promise<ClauseResult[]> {
+  return inTurn(session, [pong, quietLink]);
 }
 
 async function pong(session: CheckSession): Promise<ClauseResult> {

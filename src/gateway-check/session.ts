@@ -5,6 +5,8 @@
  * all of its connections closed, one connection at a time (a second open connection of the
  * same daemon would supersede the first: "Handshake", 4005).
  */
+
+import type { ClauseResult } from './clauses.js';
 import {
   connect,
   DAEMON_OFFER,
@@ -114,4 +116,20 @@ export function describeUpgrade(outcome: Exclude<UpgradeOutcome, { kind: 'open' 
 export function describeClose(code: number, error: ErrorFrame | undefined): string {
   if (error === undefined) return `close ${code} (no error frame)`;
   return `error {code ${JSON.stringify(error.code)}, ${JSON.stringify(error.message.slice(0, 80))}} then close ${code}`;
+}
+
+/** One scenario of a clause group: it judges one clause on connections it opens through the session. */
+export type Scenario = (session: CheckSession) => Promise<ClauseResult>;
+
+/**
+ * Runs scenarios one after the other, each ending with every connection it opened closed (one
+ * connection at a time: a second one of the same daemon would supersede the first).
+ */
+export async function inTurn(session: CheckSession, scenarios: readonly Scenario[]): Promise<ClauseResult[]> {
+  const results: ClauseResult[] = [];
+  for (const scenario of scenarios) {
+    results.push(await scenario(session));
+    await session.closeAll();
+  }
+  return results;
 }
