@@ -8,7 +8,14 @@
 import { CharterError } from '../errors/charter-error.js';
 import { errorMessage } from '../errors/error-message.js';
 import { DevConsole, type Printer } from './dev-console.js';
-import { type DevToken, generatedTokenPath, newToken, readTokenFile, writeTokenFile } from './dev-token.js';
+import {
+  type DevToken,
+  generatedTokenPath,
+  newToken,
+  readKeptToken,
+  readTokenFile,
+  writeTokenFile,
+} from './dev-token.js';
 import { GatewayPeer } from './gateway-peer.js';
 import { OperatorInput } from './operator-input.js';
 
@@ -32,15 +39,21 @@ export async function runDevGateway(
   options: DevGatewayOptions,
   printer: Printer = stdPrinter,
 ): Promise<void> {
-  const given = options.tokenFile === undefined ? null : readTokenFile(options.tokenFile);
-  const token = given?.token ?? newToken();
+  // A free port (0) has no earlier start to keep a token from.
+  const known =
+    options.tokenFile !== undefined
+      ? readTokenFile(options.tokenFile)
+      : options.port === 0
+        ? null
+        : readKeptToken(generatedTokenPath(options.port));
+  const token = known?.token ?? newToken();
   const devConsole = new DevConsole(printer, { frames: options.frames });
   const peer = await listen(options.port, token, devConsole);
   devConsole.attach(peer);
   const port = Number(new URL(peer.url).port);
   let where: DevToken;
   try {
-    where = given ?? writeTokenFile(generatedTokenPath(port), token);
+    where = known ?? writeTokenFile(generatedTokenPath(port), token);
   } catch (error) {
     await peer.stop();
     throw error;
@@ -135,14 +148,23 @@ async function listen(port: number, token: string, devConsole: DevConsole): Prom
 function banner(url: string, token: DevToken, cli: string): string[] {
   return [
     `charter.v1 dev gateway listening on ${url} (127.0.0.1 only; daemon endpoint ${url}/v1/daemon)`,
-    token.generated
-      ? `token: generated, in ${token.file} (mode 0600; a new one at each start)`
-      : `token: from ${token.file}`,
+    tokenLine(token),
     'start a daemon against it (from its project folder, or with --project-path):',
     `  ${cli} start --gateway ${url} --gateway-token-file ${shellWord(token.file)}`,
     'it keeps what it receives in memory only, and serves one daemon: the first one that connects',
     'type help for the commands; quit or Ctrl-C stops it',
   ];
+}
+
+function tokenLine(token: DevToken): string {
+  switch (token.origin) {
+    case 'given':
+      return `token: from ${token.file}`;
+    case 'kept':
+      return `token: kept in ${token.file} since an earlier start on this port (remove the file for a new one)`;
+    case 'new':
+      return `token: new, written to ${token.file} (mode 0600)`;
+  }
 }
 
 /** A path as one POSIX shell word. */

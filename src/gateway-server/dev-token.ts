@@ -1,8 +1,9 @@
 /**
  * The dev gateway's bearer token: read from `--token-file FILE` (trimmed, as the daemon reads
- * its `--gateway-token-file`, src/gateway/token.ts), or else a fresh random one written, mode
- * 0600, to a file of a private (0700) directory of the user, for the daemon's
- * `--gateway-token-file`. The token itself is never printed; only where it is.
+ * its `--gateway-token-file`, src/gateway/token.ts), or else the one kept for the port in a
+ * private (0700) directory of the user, or else a fresh random one written there (0600) for the
+ * daemon's `--gateway-token-file`. Keeping it means a daemon reconnects to a restarted dev
+ * gateway with the token it already has. The token itself is never printed; only where it is.
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -18,8 +19,8 @@ export interface DevToken {
   readonly token: string;
   /** The absolute path of the file holding it: what the daemon's --gateway-token-file gets. */
   readonly file: string;
-  /** True when the dev gateway made it (a new one at each start). */
-  readonly generated: boolean;
+  /** Given with --token-file, kept from an earlier start on the port, or new. */
+  readonly origin: 'given' | 'kept' | 'new';
 }
 
 /** Reads the token of `--token-file`; INVALID_FLAG when it cannot be used. */
@@ -44,7 +45,7 @@ export function readTokenFile(path: string): DevToken {
       { hint: 'Put only the token in the file (a trailing newline is fine).' },
     );
   }
-  return { token, file, generated: false };
+  return { token, file, origin: 'given' };
 }
 
 /**
@@ -59,6 +60,28 @@ export function generatedTokenPath(port: number, env: NodeJS.ProcessEnv = proces
       ? join(runtime, 'charter-dev-gateway')
       : join(tmpdir(), `charter-dev-gateway-${process.getuid?.() ?? 'user'}`);
   return join(dir, `token-${port}`);
+}
+
+/**
+ * The token kept in `file` by an earlier start, if it can be trusted: a regular file of the
+ * user's, readable by nobody else, in a private directory of the user's, holding one token.
+ * Anything else is null (and a new token replaces it).
+ */
+export function readKeptToken(file: string): DevToken | null {
+  try {
+    const uid = process.getuid?.();
+    const dir = lstatSync(resolve(file, '..'));
+    const stats = lstatSync(file);
+    const ours = (entry: { uid: number }) => uid === undefined || entry.uid === uid;
+    if (!dir.isDirectory() || !ours(dir) || (dir.mode & 0o077) !== 0) return null;
+    if (!stats.isFile() || !ours(stats) || (stats.mode & 0o077) !== 0) return null;
+    if (stats.size > MAX_TOKEN_FILE_BYTES) return null;
+    const token = readFileSync(file, 'utf8').trim();
+    if (token === '' || /\s/.test(token)) return null;
+    return { token, file: resolve(file), origin: 'kept' };
+  } catch {
+    return null;
+  }
 }
 
 /** A fresh random token. */
@@ -92,5 +115,5 @@ export function writeTokenFile(file: string, token: string): DevToken {
       },
     );
   }
-  return { token, file: resolve(file), generated: true };
+  return { token, file: resolve(file), origin: 'new' };
 }

@@ -9,7 +9,7 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   assertBuilt,
@@ -195,6 +195,24 @@ describe('charter-daemon dev-gateway', () => {
       /stopping \(quit\): \d+ event\(s\) stored, 1 run\(s\) seen, 3 command\(s\) sent/,
     );
     expect(`${gateway.stdout}${gateway.stderr}`).not.toContain(token);
+
+    // Started again on the port, it keeps the token: the daemon reconnects with the file it has,
+    // replays its journal, and commands go on after the three the daemon stored.
+    const port = new URL(url).port;
+    const again = new DevGateway(['--port', port], { XDG_RUNTIME_DIR: dirname(dirname(tokenFile)) });
+    await again.waitFor(new RegExp(`token: kept in ${escapeRegExp(tokenFile)} since an earlier start`));
+    expect(readFileSync(tokenFile, 'utf8').trim()).toBe(token);
+    await again.waitFor(/: adopted down_applied 3 \(was 0\)/);
+    await again.waitFor(/daemon \S+ connected: project "hello", epoch 1, .* \(commands stored there: 3\)/);
+    await again.waitFor(new RegExp(`${runId} run\\.succeeded\\n`));
+    again.type('start greet {"name":"Bo"}');
+    await again.waitFor(/sent dg-[0-9a-f]+-1 run\.start \(start greet\), dseq 4\n/);
+    const [, secondRun] = await again.waitFor(
+      /command\.result dg-[0-9a-f]+-1 \(start greet\) applied run (r\w{26})\n/,
+    );
+    await again.waitFor(new RegExp(`${secondRun} run\\.waiting at gate confirm`));
+    again.type('quit');
+    expect(await again.exited).toBe(0);
   });
 
   it('refuses a second daemon with what to do, keeps serving after piped stdin ends, stops on SIGTERM; a port in use is refused', async () => {
