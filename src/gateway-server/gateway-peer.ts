@@ -57,7 +57,35 @@ export interface GatewayPeerOptions {
   onNote?: (note: string) => void;
   /** Deliberate protocol violations, for tests and demos only (see `GatewayMisbehaviour`). */
   misbehave?: GatewayMisbehaviour;
+  // ---- for the dev gateway (`charter-daemon dev-gateway`) ----
+  /** Called once for every event newly stored, in seq order (never for a duplicate). */
+  onEvent?: (event: UpEvent) => void;
+  /** Called when a connection is welcomed, fails (the gateway sent `error` and closes), or closes. */
+  onConnection?: (change: ConnectionChange) => void;
+  /**
+   * For a gateway that keeps nothing across its own restarts: a hello of the stored (or first)
+   * daemon whose `down_applied` is past the last dseq moves the command queue on to it (those
+   * commands are stored at the daemon; they cannot be resent from here anyway), instead of
+   * refusing the cursor with 4006 (docs/protocol.md, "`down_applied` in `hello`").
+   */
+  adoptDownApplied?: boolean;
 }
+
+/** The daemon's `hello`, as the gateway received it. */
+export type DaemonHello = Extract<UpFrame, { op: 'hello' }>;
+
+/** What became of a connection, for `onConnection`. */
+export type ConnectionChange =
+  | { readonly kind: 'welcomed'; readonly connId: string; readonly hello: DaemonHello }
+  | {
+      readonly kind: 'failed';
+      readonly connId: string;
+      readonly code: number;
+      readonly message: string;
+      /** The connection's hello, when it sent one. */
+      readonly hello: DaemonHello | null;
+    }
+  | { readonly kind: 'closed'; readonly record: ConnectionRecord };
 
 export interface FrameRecord {
   readonly dir: 'in' | 'out';
@@ -153,6 +181,7 @@ export class GatewayPeer {
   readonly #onFrame: ((record: FrameRecord) => void) | undefined;
   readonly #onNote: ((note: string) => void) | undefined;
   readonly #wss: WebSocketServer;
+  readonly #devHooks: DevHooks;
 
   #tokenHash: Buffer;
   #server: Server | null = null;
@@ -194,6 +223,7 @@ export class GatewayPeer {
     this.#onNote = options.onNote;
     this.#misbehave = options.misbehave ?? {};
     this.#wss = wss;
+    this.#devHooks = devHooksOf(options);
     this.url = `http://${HOST}:${port}${this.#basePath}`;
   }
 
@@ -559,6 +589,7 @@ export class GatewayPeer {
       this.#conns.delete(conn);
       if (this.#current === conn) this.#current = null;
       this.#note(`${record.connId} closed with ${record.closedWith}`);
+      this.#devClosed(record);
     });
     conn.tick = setInterval(() => this.#onTick(conn), Math.max(25, Math.floor(this.#hbMs / 4)));
     if (this.#zombie) ws.pause();
@@ -648,6 +679,7 @@ export class GatewayPeer {
       this.#protocolError(conn, CloseCode.invalidFrame, 'second hello on one connection');
       return;
     }
+    this.#devHello(conn, hello);
     conn.record.daemonId = hello.daemon_id;
     conn.record.epoch = hello.epoch;
     if (hello.protocol !== GATEWAY_PROTOCOL_VERSION) {
@@ -718,6 +750,7 @@ export class GatewayPeer {
       : hello.down_applied;
     conn.lastCack = hello.down_applied;
     this.#flushCommands(conn);
+    this.#devHooks.onConnection?.({ kind: 'welcomed', connId: conn.record.connId, hello });
   }
 
   #onEvents(conn: Conn, events: UpEvent[]): void {
@@ -801,6 +834,7 @@ export class GatewayPeer {
     this.#conflicts.push(...check.conflicts);
     for (const event of check.fresh) {
       this.events.push(event);
+      this.#devHooks.onEvent?.(event);
       if (event.run_id === null) {
         if (event.run_seq !== null) {
           this.#runSeqViolations.push(`seq ${event.seq}: run_seq ${event.run_seq} without a run_id`);
@@ -894,6 +928,7 @@ export class GatewayPeer {
   /** `error {code, message}`, then a close with `code`. */
   #fail(conn: Conn, code: number, message: string): void {
     if (conn.closing) return;
+    this.#devFailed(conn, code, message);
     this.#send(conn, { op: 'error', code, message });
     this.#closeConn(conn, code, message);
   }
@@ -940,6 +975,57 @@ export class GatewayPeer {
   #note(note: string): void {
     this.#onNote?.(note);
   }
+
+  // ---- for the dev gateway -------------------------------------------------------------------
+
+  /** The daemon whose stream this gateway stores (the first one welcomed), or null. */
+  storedDaemonId(): string | null {
+    return this.#daemonId;
+  }
+
+  /** The hello of the connection, kept while it is open, and the cursor adopted if asked to. */
+  #devHello(conn: Conn, hello: DaemonHello): void {
+    this.#devHooks.hellos.set(conn.record.connId, hello);
+    const ours = this.#daemonId === null || this.#daemonId === hello.daemon_id;
+    if (!this.#devHooks.adoptDownApplied || !ours || hello.protocol !== GATEWAY_PROTOCOL_VERSION) return;
+    // A holey array: the skipped dseqs hold nothing and are never sent (the daemon has them).
+    if (hello.down_applied > this.#commands.length && hello.down_applied <= MAX_ADOPTED_DSEQ) {
+      this.#note(
+        `${conn.record.connId}: adopted down_applied ${hello.down_applied} (was ${this.#commands.length})`,
+      );
+      this.#commands.length = hello.down_applied;
+    }
+  }
+
+  #devFailed(conn: Conn, code: number, message: string): void {
+    const hello = this.#devHooks.hellos.get(conn.record.connId) ?? null;
+    this.#devHooks.onConnection?.({ kind: 'failed', connId: conn.record.connId, code, message, hello });
+  }
+
+  #devClosed(record: ConnectionRecord): void {
+    this.#devHooks.hellos.delete(record.connId);
+    this.#devHooks.onConnection?.({ kind: 'closed', record });
+  }
+}
+
+/** The dev gateway's options, and the hellos of open connections. */
+interface DevHooks {
+  readonly onEvent: ((event: UpEvent) => void) | undefined;
+  readonly onConnection: ((change: ConnectionChange) => void) | undefined;
+  readonly adoptDownApplied: boolean;
+  readonly hellos: Map<string, DaemonHello>;
+}
+
+/** The largest down_applied `adoptDownApplied` takes (an array index; a bigger one is refused as before). */
+const MAX_ADOPTED_DSEQ = 2 ** 31;
+
+function devHooksOf(options: GatewayPeerOptions): DevHooks {
+  return {
+    onEvent: options.onEvent,
+    onConnection: options.onConnection,
+    adoptDownApplied: options.adoptDownApplied === true,
+    hellos: new Map(),
+  };
 }
 
 // ---- helpers -------------------------------------------------------------------------------
