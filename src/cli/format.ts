@@ -11,6 +11,9 @@ import { RunIdSchema } from '../protocol/runs.js';
 import type { OutputChunk } from '../protocol/steps.js';
 import { formatDuration } from './base-command.js';
 import type { ProjectTarget } from './daemon-client.js';
+import { renderTable } from './table.js';
+
+export { renderTable };
 
 // ---- run ids -----------------------------------------------------------------------------------
 
@@ -112,21 +115,6 @@ export function stepDuration(step: StepRecord, now = Date.now()): string {
   const start = Date.parse(step.started_at);
   if (step.finished_at === null) return `${formatMs(now - start)} so far`;
   return formatMs(Date.parse(step.finished_at) - start);
-}
-
-// ---- tables ------------------------------------------------------------------------------------
-
-/** Left-aligned columns separated by two spaces; the last column is not padded. */
-export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
-  );
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column] ?? 0)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line)];
 }
 
 // ---- values ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
  */
 import type { RawData } from 'ws';
 import { z } from 'zod';
+import { rawLength, rawText } from '../gateway/ws-data.js';
 import { type DownFrame, DownFrameSchema } from '../protocol/gateway.js';
 import { MAX_JSON_DEPTH, parseBoundedJson } from '../protocol/json-limits.js';
 
@@ -58,15 +59,4 @@ function opOf(value: unknown): string {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return '?';
   const op = (value as { op?: unknown }).op;
   return typeof op === 'string' ? JSON.stringify(op.slice(0, 40)) : '?';
-}
-
-function rawText(data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString();
-  if (data instanceof ArrayBuffer) return Buffer.from(data).toString();
-  return data.toString();
-}
-
-function rawLength(data: RawData): number {
-  if (Array.isArray(data)) return data.reduce((sum, chunk) => sum + chunk.length, 0);
-  return data.byteLength;
 }

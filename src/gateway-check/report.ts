@@ -3,6 +3,7 @@
  * not observed, and what the kit saw; `ok` only when every clause passed. As JSON for CI
  * (`--json`: `{clauses: [{id, section, ok, status, saw}], ok, …}`) and as a table.
  */
+import { renderTable } from '../cli/table.js';
 import { CLAUSES, type ClauseResult, type ClauseStatus } from './clauses.js';
 import type { CheckOptions } from './session.js';
 
@@ -58,21 +59,12 @@ export function reportLines(report: CheckReport): string[] {
     STATUS_LABEL[clause.status],
     clause.saw,
   ]);
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
-  );
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column] ?? 0)))
-      .join('  ')
-      .trimEnd();
   const passed = report.clauses.filter((clause) => clause.ok).length;
   const unobserved = report.clauses.filter((clause) => clause.status === 'not-observed').length;
   return [
     `gateway-check ${report.endpoint} as daemon ${report.daemon_id} (sections of docs/protocol.md)`,
     '',
-    line(header),
-    ...rows.map(line),
+    ...renderTable(header, rows),
     '',
     report.ok
       ? `all ${report.clauses.length} clauses hold`

@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
+import { rawLength, rawText } from '../gateway/ws-data.js';
 import {
   CloseCode,
   type CommandFrame,
@@ -626,7 +627,7 @@ export class GatewayPeer {
       this.#protocolError(conn, CloseCode.invalidFrame, 'binary message (charter.v1 is text JSON only)');
       return;
     }
-    const text = rawToString(data);
+    const text = rawText(data);
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -1093,17 +1094,6 @@ function listen(server: Server, port: number): Promise<number> {
       resolve(address.port);
     });
   });
-}
-
-function rawToString(data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString();
-  if (data instanceof ArrayBuffer) return Buffer.from(data).toString();
-  return data.toString();
-}
-
-function rawLength(data: RawData): number {
-  if (Array.isArray(data)) return data.reduce((sum, chunk) => sum + chunk.length, 0);
-  return data.byteLength;
 }
 
 function parseOrRaw(text: string): unknown {
