@@ -13,7 +13,9 @@ export const maxAttempts = (policy: RetryPolicy): number => policy.limit + 1;
 export function retriesOutcome(policy: RetryPolicy, outcome: StepOutcome): boolean {
   switch (outcome.kind) {
     case 'exited':
-      return outcome.exitCode !== 0 && (policy.on.anyFailure || policy.on.exitCodes.includes(outcome.exitCode));
+      return (
+        outcome.exitCode !== 0 && (policy.on.anyFailure || policy.on.exitCodes.includes(outcome.exitCode))
+      );
     case 'signalled':
       return policy.on.anyFailure;
     case 'timed_out':
@@ -25,7 +27,11 @@ export function retriesOutcome(policy: RetryPolicy, outcome: StepOutcome): boole
 }
 
 /** Whether attempt `attempt`, ended with `outcome`, is followed by another one. */
-export function shouldRetry(policy: RetryPolicy | null | undefined, attempt: number, outcome: StepOutcome): boolean {
+export function shouldRetry(
+  policy: RetryPolicy | null | undefined,
+  attempt: number,
+  outcome: StepOutcome,
+): boolean {
   return policy != null && attempt < maxAttempts(policy) && retriesOutcome(policy, outcome);
 }
 
@@ -42,5 +48,7 @@ export function retryWaitMs(policy: RetryPolicy, attempt: number): number {
 export function attemptSuffix(policy: RetryPolicy | null | undefined, attempt: number): string {
   if (policy == null) return '';
   const most = maxAttempts(policy);
-  return attempt <= most ? ` (attempt ${attempt} of ${most})` : ` (attempt ${attempt}, more than the ${most} retry allows)`;
+  return attempt <= most
+    ? ` (attempt ${attempt} of ${most})`
+    : ` (attempt ${attempt}, more than the ${most} retry allows)`;
 }

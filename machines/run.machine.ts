@@ -133,7 +133,8 @@ export const runMachine = setup({
       event.type === 'step.exited' && event.outcome.kind === 'exited' && event.outcome.exitCode === 0,
     /** The attempt failed in a way the step's `retry.on` covers, and the limit is not reached. */
     retryable: ({ context, event }) =>
-      event.type === 'step.exited' && shouldRetry(currentStep(context)?.retry, context.attempt, event.outcome),
+      event.type === 'step.exited' &&
+      shouldRetry(currentStep(context)?.retry, context.attempt, event.outcome),
     /** The step waits to retry (a restored run: its due time came from the store). */
     retryPending: ({ context }) => context.retryDueAt !== null,
     approved: ({ event }) => event.type === 'gate.decide' && event.decision === 'approve',
@@ -164,7 +165,10 @@ export const runMachine = setup({
     resume: input.resume,
     // A restored run that got past its first step has started before.
     started:
-      input.stepIndex > 0 || input.attempt > 1 || input.resume === 'waiting' || input.retryDueAt !== undefined,
+      input.stepIndex > 0 ||
+      input.attempt > 1 ||
+      input.resume === 'waiting' ||
+      input.retryDueAt !== undefined,
     retryDueAt: input.retryDueAt ?? null,
     now: input.now ?? Date.now,
   }),
@@ -253,7 +257,9 @@ export const runMachine = setup({
                   'stopStep',
                   {
                     type: 'setReason',
-                    params: ({ context, event }) => ({ reason: describeAttemptFailure(context, event.outcome) }),
+                    params: ({ context, event }) => ({
+                      reason: describeAttemptFailure(context, event.outcome),
+                    }),
                   },
                   { type: 'checkpoint', params: stepFailed },
                 ],

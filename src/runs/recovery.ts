@@ -106,7 +106,10 @@ function recoverExecuting(
     // that cannot be read (a salvaged store) counts as due now.
     const due = Date.parse(stepRecord?.retry_at ?? '');
     const retryDueAt = Number.isNaN(due) ? Date.now() : due;
-    log.info({ attempt: record.attempt + 1, dueAt: new Date(retryDueAt).toISOString() }, 'recovered run resumes waiting to retry its step');
+    log.info(
+      { attempt: record.attempt + 1, dueAt: new Date(retryDueAt).toISOString() },
+      'recovered run resumes waiting to retry its step',
+    );
     return { attempt: record.attempt, retryDueAt };
   }
   if (record.state === 'running' && (step === undefined || stepState === 'pending')) {

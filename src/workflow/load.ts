@@ -543,8 +543,10 @@ function retryOnProblems(on: unknown): { path: number[]; message: string }[] {
       ? [{ path: [], message: `expected ${RETRY_ON_RULE}, or a list of them, got ${describeYaml(on)}` }]
       : [];
   }
-  if (on.length === 0) return [{ path: [], message: `must not be empty (leave on out to retry any failure)` }];
-  if (on.length > MAX_RETRY_ON_ITEMS) return [{ path: [], message: `must have at most ${MAX_RETRY_ON_ITEMS} items` }];
+  if (on.length === 0)
+    return [{ path: [], message: `must not be empty (leave on out to retry any failure)` }];
+  if (on.length > MAX_RETRY_ON_ITEMS)
+    return [{ path: [], message: `must have at most ${MAX_RETRY_ON_ITEMS} items` }];
   const problems: { path: number[]; message: string }[] = [];
   const seen = new Set<unknown>();
   for (const [index, item] of on.entries()) {

@@ -78,7 +78,20 @@ function harness(retry: RetryPolicy | null, options: { retryDueAt?: number; atte
   const attempts = () => started.map((s) => s.attempt);
   const inRetryWait = () => actor.getSnapshot().matches({ running: 'retrying' });
   const exit = (outcome: StepOutcome) => actor.send({ type: 'step.exited', outcome });
-  return { actor, clock, checkpoints, reports, answers, started, stopped, events, retrying, attempts, inRetryWait, exit };
+  return {
+    actor,
+    clock,
+    checkpoints,
+    reports,
+    answers,
+    started,
+    stopped,
+    events,
+    retrying,
+    attempts,
+    inRetryWait,
+    exit,
+  };
 }
 
 const code = (exitCode: number): StepOutcome => ({ kind: 'exited', exitCode });
@@ -181,7 +194,9 @@ describe('run machine: retries', () => {
   it('caps each wait at max_delay', () => {
     const p = policy({ limit: 5, delayMs: 1000, backoff: 3, maxDelayMs: 5000 });
     expect([1, 2, 3, 4, 5].map((attempt) => retryWaitMs(p, attempt))).toEqual([1000, 3000, 5000, 5000, 5000]);
-    expect([1, 2, 3].map((attempt) => retryWaitMs(policy({ backoff: 1 }), attempt))).toEqual([5000, 5000, 5000]);
+    expect([1, 2, 3].map((attempt) => retryWaitMs(policy({ backoff: 1 }), attempt))).toEqual([
+      5000, 5000, 5000,
+    ]);
     const h = harness(p);
     h.actor.send({ type: 'run.admit' });
     const waits: number[] = [];
@@ -292,7 +307,10 @@ describe('run machine: retries', () => {
     expect(h.answers).toEqual([{ key: 'c1', reply: { result: { run_id: 'r01', state: 'cancelled' } } }]);
     expect(h.checkpoints.at(-1)).toMatchObject({
       answer: { key: 'c1' },
-      event: { type: 'run.cancelled', data: { reason: 'enough', by: 'ana', step_id: 'build', while: 'retrying' } },
+      event: {
+        type: 'run.cancelled',
+        data: { reason: 'enough', by: 'ana', step_id: 'build', while: 'retrying' },
+      },
       run: { state: 'cancelled', finished: true },
       step: { idx: 0, state: 'cancelled', retryAt: null },
     });
