@@ -5,6 +5,7 @@
  */
 import type { ErrorCode } from '../src/errors/catalogue.js';
 import type { RunState } from '../src/protocol/control.js';
+import { attemptSuffix, maxAttempts, retryWaitMs } from './run-retry.js';
 import type {
   Checkpoint,
   CommandAnswer,
@@ -38,6 +39,11 @@ export function describeFailure(outcome: StepOutcome): string {
     case 'cancelled':
       return `cancelled: ${outcome.reason}`;
   }
+}
+
+/** Why the current attempt failed; for a step with retries, also which attempt it was. */
+export function describeAttemptFailure(context: RunContext, outcome: StepOutcome): string {
+  return `${describeFailure(outcome)}${attemptSuffix(currentStep(context)?.retry, context.attempt)}`;
 }
 
 /** A command's successful answer: the state the run has reached by taking it. */
@@ -89,6 +95,27 @@ export function cancelledWhilePaused(where: 'queued' | 'waiting') {
         ? { step: { idx: context.stepIndex, state: 'cancelled', finished: true } }
         : {}),
     };
+  };
+}
+
+/** A cancel while the step waits to retry: no process runs, so the run is cancelled at once. */
+export function cancelledWhileRetrying({ context, event }: Args): Checkpoint {
+  const cancel = event as Extract<RunEvent, { type: 'run.cancel' }>;
+  const reason = `cancelled: ${cancel.reason}`;
+  return {
+    answer: applied(context, event, 'cancelled'),
+    event: {
+      type: 'run.cancelled',
+      data: {
+        reason: cancel.reason,
+        by: cancel.by ?? null,
+        step_id: currentStep(context)?.id,
+        while: 'retrying',
+      },
+    },
+    run: { state: 'cancelled', reason, finished: true, waitingAt: null },
+    // The attempt that failed keeps its end and exit code; the step ends cancelled.
+    step: { idx: context.stepIndex, state: 'cancelled', reason, retryAt: null },
   };
 }
 
@@ -179,7 +206,16 @@ export function stepStarted({ context }: Args): Checkpoint {
       data: { step_id: currentStep(context)?.id, index: context.stepIndex, attempt: context.attempt },
     },
     run: { state: 'running', stepIndex: context.stepIndex, attempt: context.attempt, waitingAt: null },
-    step: { idx: context.stepIndex, state: 'running', attempt: context.attempt, started: true },
+    step: {
+      idx: context.stepIndex,
+      state: 'running',
+      attempt: context.attempt,
+      started: true,
+      // A later attempt: the step row is this attempt's; the one before goes to its history.
+      ...(context.attempt > 1
+        ? { archiveAttempt: true, finished: false, exitCode: null, reason: null, retryAt: null }
+        : {}),
+    },
   };
 }
 
@@ -189,7 +225,8 @@ export function stepSucceeded({ context }: Args): Checkpoint {
       type: 'step.finished',
       data: { step_id: currentStep(context)?.id, exit_code: 0, outcome: 'succeeded' },
     },
-    run: { stepIndex: context.stepIndex + 1 },
+    // The next step starts at attempt 1 (a restored run reads the attempt from the run row).
+    run: { stepIndex: context.stepIndex + 1, attempt: 1 },
     step: { idx: context.stepIndex, state: 'succeeded', exitCode: 0, finished: true },
   };
 }
@@ -204,6 +241,40 @@ export function stepFailed({ context, event }: Args): Checkpoint {
     step: { idx: context.stepIndex, state: 'failed', exitCode, reason: context.reason, finished: true },
     followedBy: { type: 'run.failed', data: { reason: context.reason, step_id: stepId } },
     run: { state: 'failed', reason: context.reason, finished: true },
+  };
+}
+
+/**
+ * The attempt failed and will be retried: it ends (`step.finished`), and `step.retrying` says
+ * when the next one is due, in one transaction with the due time on the step row, which is what
+ * a restarted daemon resumes the wait from. `context.retryDueAt` is already set.
+ */
+export function stepRetrying({ context, event }: Args): Checkpoint {
+  const outcome = (event as Extract<RunEvent, { type: 'step.exited' }>).outcome;
+  const exitCode = outcome.kind === 'exited' ? outcome.exitCode : null;
+  const step = currentStep(context);
+  const inMs = step?.retry == null ? 0 : retryWaitMs(step.retry, context.attempt);
+  const dueAt = context.retryDueAt ?? context.now() + inMs;
+  const reason = describeAttemptFailure(context, outcome);
+  const retryAt = new Date(dueAt).toISOString();
+  return {
+    event: {
+      type: 'step.finished',
+      data: { step_id: step?.id, exit_code: exitCode, outcome: outcome.kind },
+    },
+    followedBy: {
+      type: 'step.retrying',
+      data: {
+        step_id: step?.id,
+        attempt: context.attempt,
+        next_attempt: context.attempt + 1,
+        max_attempts: step?.retry == null ? null : maxAttempts(step.retry),
+        in_ms: inMs,
+        due_at: retryAt,
+        reason: describeFailure(outcome),
+      },
+    },
+    step: { idx: context.stepIndex, state: 'retrying', exitCode, reason, finished: true, retryAt },
   };
 }
 

@@ -3,10 +3,12 @@ import { DaemonCommand } from '../../src/cli/base-command.js';
 import { connectToDaemon, targetProject } from '../../src/cli/daemon-client.js';
 import {
   checkRunId,
+  earlierAttemptRows,
   formatDateTime,
   formatValues,
   projectSuffix,
   renderTable,
+  retryLine,
   stateLine,
   stepDuration,
   waitingLines,
@@ -18,7 +20,8 @@ export default class RunsShow extends DaemonCommand {
   static override description =
     `Prints the run's state and reason, its current step, and — when it waits — the gate prompt or the input prompt with its fields (type, required or not), followed by the exact command that answers it (charter-daemon resume RUN_ID --approve, or charter-daemon submit-input RUN_ID --answers '{…}').
 Then every step with its state, attempt, duration and exit code, the run's inputs and the answers given so far.
---json prints the daemon's RunDetail as it is (run_id, workflow_id, state, reason, current_step, created_at, updated_at, finished_at, inputs, answers, waiting, steps).`;
+A run step that failed and is retried (retry: in plan.yml) is in state retrying until its next attempt: a line says when that starts, and the earlier attempts of retried steps are listed under the steps.
+--json prints the daemon's RunDetail as it is (run_id, workflow_id, state, reason, current_step, created_at, updated_at, finished_at, inputs, answers, waiting, steps; each step with retry_at and its earlier attempts).`;
   static override examples = [
     '<%= config.bin %> runs show r01M895FFEVNRBYAD18R06K01NW',
     '<%= config.bin %> runs show r01M895FFEVNRBYAD18R06K01NW --json',
@@ -58,9 +61,15 @@ Then every step with its state, attempt, duration and exit code, the run's input
       for (const line of waitingLines(run.run_id, run.waiting, projectSuffix(target))) this.log(line);
     }
 
+    const now = Date.now();
+    const retrying = run.steps.map((step) => retryLine(step, now)).filter((line) => line !== null);
+    if (retrying.length > 0) {
+      this.log('');
+      for (const line of retrying) this.log(line);
+    }
+
     this.log('');
     this.log('steps:');
-    const now = Date.now();
     const rows = run.steps.map((step) => [
       step.id,
       step.kind,
@@ -76,6 +85,14 @@ Then every step with its state, attempt, duration and exit code, the run's input
       rows,
     )) {
       this.log(`  ${line}`);
+    }
+    const earlier = earlierAttemptRows(run.steps);
+    if (earlier.length > 0) {
+      this.log('');
+      this.log('earlier attempts:');
+      for (const line of renderTable(['STEP', 'ATTEMPT', 'DURATION', 'EXIT', 'REASON'], earlier)) {
+        this.log(`  ${line}`);
+      }
     }
 
     this.log('');

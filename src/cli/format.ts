@@ -196,9 +196,7 @@ function describe(type: string, data: Data): string {
       return ` ${step ?? '?'}: ${outcome === 'exited' ? 'failed' : outcome}${code ? ` (${code})` : ''}`;
     }
     case 'step.retrying':
-      return ` ${step ?? '?'}${data.attempt === undefined ? '' : ` (attempt ${String(data.attempt)})`}${
-        str(data.reason) ? `: ${str(data.reason)}` : ''
-      }`;
+      return ` ${step ?? '?'}: ${retryingText(data)}`;
     case 'run.waiting':
       return ` at ${str(data.kind) ?? 'step'} ${step ?? '?'}`;
     case 'gate.decided': {
@@ -224,6 +222,49 @@ function describe(type: string, data: Data): string {
       return pairs.length === 0 ? '' : ` ${pairs.join(' ')}`;
     }
   }
+}
+
+/**
+ * `attempt 1 failed (step_failed: exit code 3); attempt 2 of 4 in 5s (at 12:00:05)`, or for a step
+ * re-run after a restart `attempt 1 interrupted; attempt 2 next`.
+ */
+function retryingText(data: Data): string {
+  const attempt = typeof data.attempt === 'number' ? String(data.attempt) : '?';
+  const next = typeof data.next_attempt === 'number' ? String(data.next_attempt) : '?';
+  const reason = str(data.reason);
+  const failed = reason === 'interrupted' ? 'interrupted' : `failed${reason ? ` (${reason})` : ''}`;
+  const of = typeof data.max_attempts === 'number' ? ` of ${data.max_attempts}` : '';
+  const due = str(data.due_at);
+  const when =
+    typeof data.in_ms === 'number'
+      ? ` in ${formatMs(data.in_ms)}${due ? ` (at ${formatClock(due)})` : ''}`
+      : ' next';
+  return `attempt ${attempt} ${failed}; attempt ${next}${of}${when}`;
+}
+
+/** When a step waiting to retry starts its next attempt, as a line for `runs show`; null otherwise. */
+export function retryLine(step: StepRecord, now = Date.now()): string | null {
+  if (step.state !== 'retrying') return null;
+  const at = step.retry_at ?? null;
+  const when = at === null ? 'soon' : `at ${formatDateTime(at)} (${dueIn(Date.parse(at) - now)})`;
+  return `retrying step "${step.id}": attempt ${step.attempt} failed; attempt ${step.attempt + 1} starts ${when}`;
+}
+
+const dueIn = (ms: number): string => (ms > 0 ? `in ${formatMs(ms)}` : 'due now');
+
+/** Earlier attempts of retried steps, as rows of STEP, ATTEMPT, DURATION, EXIT, REASON. */
+export function earlierAttemptRows(steps: readonly StepRecord[]): string[][] {
+  return steps.flatMap((step) =>
+    (step.attempts ?? []).map((attempt) => [
+      step.id,
+      String(attempt.attempt),
+      attempt.started_at === null || attempt.finished_at === null
+        ? '-'
+        : formatMs(Date.parse(attempt.finished_at) - Date.parse(attempt.started_at)),
+      attempt.exit_code === null ? '-' : String(attempt.exit_code),
+      attempt.reason ?? '',
+    ]),
+  );
 }
 
 /** A transition as one line: `[HH:MM:SS] step.started build (attempt 1)`. */

@@ -11,6 +11,7 @@ import { CharterError } from '../errors/charter-error.js';
 import { type RunCounts, type RunState, RunStateSchema } from '../protocol/control.js';
 import { emptyRunCounts } from '../protocol/run-counts.js';
 import type {
+  AttemptRecord,
   LogEntry,
   RunDetail,
   RunSummary,
@@ -50,6 +51,13 @@ export interface StepPatch {
   finishedAt?: string | null;
   exitCode?: number | null;
   reason?: string | null;
+  /** When the next attempt is due, while the step waits to retry (ISO 8601). */
+  retryAt?: string | null;
+  /**
+   * A new attempt starts: first append the attempt the row holds (its attempt, start, end, exit
+   * code and reason, as stored) to the step's `attempts`, in the same statement.
+   */
+  archiveAttempt?: boolean;
 }
 
 /** A run as the engine sees it (camelCase, with its bookkeeping). */
@@ -137,6 +145,9 @@ interface StepRow {
   finished_at: string | null;
   exit_code: number | null;
   reason: string | null;
+  retry_at: string | null;
+  /** JSON list of AttemptRecord. */
+  attempts: string;
 }
 
 interface LogRow {
@@ -188,6 +199,9 @@ interface UpdateStepParams {
   exit_code: number | null;
   set_reason: Flag;
   reason: string | null;
+  set_retry_at: Flag;
+  retry_at: string | null;
+  archive_attempt: Flag;
 }
 
 export class RunStore {
@@ -253,19 +267,25 @@ export class RunStore {
        WHERE run_id = @run_id
        RETURNING last_run_seq`,
     );
+    // Every right-hand side reads the row as it was: `attempts` archives the previous attempt.
     this.updateStepStmt = db.prepare(
       `UPDATE steps SET
+         attempts = CASE WHEN @archive_attempt AND started_at IS NOT NULL
+           THEN json_insert(attempts, '$[#]', json_object('attempt', attempt, 'started_at', started_at,
+             'finished_at', finished_at, 'exit_code', exit_code, 'reason', reason))
+           ELSE attempts END,
          state = coalesce(@state, state),
          attempt = coalesce(@attempt, attempt),
          started_at = CASE WHEN @set_started_at THEN @started_at ELSE started_at END,
          finished_at = CASE WHEN @set_finished_at THEN @finished_at ELSE finished_at END,
          exit_code = CASE WHEN @set_exit_code THEN @exit_code ELSE exit_code END,
-         reason = CASE WHEN @set_reason THEN @reason ELSE reason END
+         reason = CASE WHEN @set_reason THEN @reason ELSE reason END,
+         retry_at = CASE WHEN @set_retry_at THEN @retry_at ELSE retry_at END
        WHERE run_id = @run_id AND idx = @idx`,
     );
     this.getRunStmt = db.prepare('SELECT * FROM runs WHERE run_id = ?');
     this.getStepsStmt = db.prepare(
-      `SELECT step_id, kind, state, attempt, started_at, finished_at, exit_code, reason
+      `SELECT step_id, kind, state, attempt, started_at, finished_at, exit_code, reason, retry_at, attempts
        FROM steps WHERE run_id = ? ORDER BY idx`,
     );
     this.listStmts = {
@@ -469,6 +489,9 @@ export class RunStore {
       exit_code: step.exitCode ?? null,
       set_reason: flag(step.reason),
       reason: step.reason ?? null,
+      set_retry_at: flag(step.retryAt),
+      retry_at: step.retryAt ?? null,
+      archive_attempt: step.archiveAttempt === true ? 1 : 0,
     });
     // A patch for a step the run does not have is a bug in the caller: refuse the whole record
     // rather than silently drop part of a checkpoint.
@@ -554,7 +577,11 @@ function toDetail(row: RunRow, steps: readonly StepRow[]): RunDetail {
     inputs: redactSealed(JSON.parse(row.inputs) as Record<string, unknown>),
     answers: redactSealed(JSON.parse(row.answers) as Record<string, Record<string, unknown>>),
     waiting: row.waiting === null ? null : (JSON.parse(row.waiting) as Waiting),
-    steps: steps.map(({ step_id, ...rest }) => ({ id: step_id, ...rest })),
+    steps: steps.map(({ step_id, attempts, ...rest }) => ({
+      id: step_id,
+      ...rest,
+      attempts: JSON.parse(attempts) as AttemptRecord[],
+    })),
     finished_at: row.finished_at,
   };
 }
