@@ -86,6 +86,12 @@ function stepDetails(step: WorkflowStep): string {
           : `timeout ${formatMs(step.timeout_ms)}`,
       ];
       if (step.runtime === 'python') parts.push('runtime python (.charter/.venv)');
+      if (step.retry !== null && step.retry !== undefined) {
+        const { limit, delay_ms, backoff, max_delay_ms, on } = step.retry;
+        parts.push(
+          `retry up to ${limit}× on ${on.join(', ')} (wait ${formatMs(delay_ms)}, ×${backoff}, at most ${formatMs(max_delay_ms)})`,
+        );
+      }
       if (step.retry_on_restart === true) parts.push('retried after a daemon restart');
       return parts.join(', ');
     }

@@ -59,6 +59,19 @@ export const WorkflowStepSchema = z.object({
   timeout_ms: z.optional(z.nullable(z.number())),
   runtime: z.optional(z.nullable(z.literal('python'))),
   retry_on_restart: z.optional(z.boolean()),
+  /** run steps: automatic retries of a failed attempt (`retry:`), null without. */
+  retry: z.optional(
+    z.nullable(
+      z.object({
+        limit: z.int(),
+        delay_ms: z.number(),
+        backoff: z.number(),
+        max_delay_ms: z.number(),
+        /** `any` (every non-zero exit), `timeout`, exit codes. */
+        on: z.array(z.union([z.literal('any'), z.literal('timeout'), z.int()])),
+      }),
+    ),
+  ),
   /** gate and input steps: what the person is asked. */
   prompt: z.optional(z.string()),
   /** input steps: the fields of the answers. */

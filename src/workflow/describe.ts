@@ -15,7 +15,7 @@ import {
   type WorkflowsListResult,
 } from '../protocol/workflows.js';
 import type { WorkflowCatalog } from './catalog.js';
-import type { FieldSpec, Step, Workflow } from './definition.js';
+import type { FieldSpec, RetryPolicy, Step, Workflow } from './definition.js';
 
 /** Every workflow of the project, loaded through the catalog (so a list reloads only what changed). */
 export function listWorkflows(catalog: WorkflowCatalog): WorkflowsListResult {
@@ -72,12 +72,28 @@ function describeStep(step: Step): WorkflowStep {
         timeout_ms: step.timeoutMs,
         runtime: step.runtime,
         retry_on_restart: step.retryOnRestart,
+        retry: retryOf(step.retry),
       };
     case 'gate':
       return { id: step.id, kind: 'gate', prompt: step.prompt };
     case 'input':
       return { id: step.id, kind: 'input', prompt: step.prompt, fields: mapFields(step.fields) };
   }
+}
+
+function retryOf(policy: RetryPolicy | null): WorkflowStep['retry'] {
+  if (policy === null) return null;
+  const on: ('any' | 'timeout' | number)[] = [];
+  if (policy.on.anyFailure) on.push('any');
+  if (policy.on.timeout) on.push('timeout');
+  on.push(...policy.on.exitCodes);
+  return {
+    limit: policy.limit,
+    delay_ms: policy.delayMs,
+    backoff: policy.backoff,
+    max_delay_ms: policy.maxDelayMs,
+    on,
+  };
 }
 
 function mapFields(fields: Readonly<Record<string, FieldSpec>>): WorkflowDetail['inputs'] {

@@ -52,7 +52,7 @@ async function startedProject(): Promise<string> {
       '  env: {type: enum, values: [staging, prod], default: staging}',
       '',
     ].join('\n'),
-    'steps:\n  - id: push\n    run: echo pushing\n    timeout: 2m\n    retry_on_restart: true\n',
+    'steps:\n  - id: push\n    run: echo pushing\n    timeout: 2m\n    retry_on_restart: true\n    retry: {limit: 2, delay: 5s, on: [75, timeout]}\n',
   );
   const started = await runCli(['start', '--project-path', root]);
   expect(started.code).toBe(0);
@@ -116,11 +116,20 @@ describe('workflows list and show', () => {
       default: 'staging',
     });
     expect(deploy.steps).toEqual([
-      { id: 'push', kind: 'run', timeout_ms: 120_000, runtime: null, retry_on_restart: true },
+      {
+        id: 'push',
+        kind: 'run',
+        timeout_ms: 120_000,
+        runtime: null,
+        retry_on_restart: true,
+        retry: { limit: 2, delay_ms: 5000, backoff: 2, max_delay_ms: 3_600_000, on: ['timeout', 75] },
+      },
     ]);
     const deployText = await cli(root, ['workflows', 'show', 'deploy']);
     expect(deployText.stdout).toMatch(/^\s+token\s+secret\s+required\s+-\s+API token$/m);
-    expect(deployText.stdout).toMatch(/^\s+1\s+push\s+run\s+timeout 2m 0s, retried after a daemon restart$/m);
+    expect(deployText.stdout).toMatch(
+      /^\s+1\s+push\s+run\s+timeout 2m 0s, retry up to 2× on timeout, 75 \(wait 5\.0s, ×2, at most 1h 0m\), retried after a daemon restart$/m,
+    );
   });
 
   it('a workflow that does not load: INVALID_WORKFLOW with every problem; an unknown one lists the known', async () => {
