@@ -28,6 +28,8 @@ const WARMUPS = 3;
 const START_RUNS = 10;
 const GOAL_STATUS_VS_OCLIF = 1.0;
 const GOAL_STATUS_VS_NODE = 3.0;
+/** `runs list`, `runs show` and `logs` against a minimal oclif command. */
+const GOAL_READ_VS_OCLIF = 1.0;
 const GOAL_START_MS = 1000;
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -192,35 +194,64 @@ interface CliLatency {
   readonly nodeE: Stats;
   readonly oclif: Stats;
   readonly status: Stats;
+  /** The other read commands (`runs list`, `runs show`, `logs`), of one finished run, same rounds. */
+  readonly reads: readonly { readonly name: string; readonly stats: Stats }[];
   /** `status` of the build given with --compare-cli, timed in the same rounds. */
   readonly compared: Stats | undefined;
   readonly rssAfterStart: number | null;
   readonly rssAfterStatus: number | null;
 }
 
-/** Section 1: `status` against a running daemon, between `node -e ''` and a minimal oclif command. */
+/**
+ * Section 1: `status` and the other read commands against a running daemon (with one finished
+ * run to read), between `node -e ''` and a minimal oclif command.
+ */
 async function cliLatency(compareCli?: string): Promise<CliLatency> {
   const project = makeProject();
+  mkdirSync(join(project, 'workflows/hello'), { recursive: true });
+  writeFileSync(join(project, 'workflows/hello/manifest.yml'), 'id: hello\nname: Hello\n');
+  writeFileSync(
+    join(project, 'workflows/hello/plan.yml'),
+    'steps:\n  - id: say\n    run: echo hello-bench\n',
+  );
   await startDaemon(project);
   const rssAfterStart = await daemonRssMiB(project);
+  const { stdout } = await timeNodeOk(
+    [cli, 'run', 'hello', '--wait', '--json', '--project-path', project],
+    repoRoot,
+  );
+  const runId = (JSON.parse(stdout) as { run_id: string }).run_id;
+  const at = ['--project-path', project];
   const statusOf = (path: string): Command => ({
-    args: [path, 'status', '--project-path', project],
+    args: [path, 'status', ...at],
     expect: 'charter-daemon is running',
   });
-  const [nodeE, oclif, status, compared] = await interleaved([
+  const readCommands: { name: string; command: Command }[] = [
+    { name: 'runs list', command: { args: [cli, 'runs', 'list', ...at], expect: runId } },
+    { name: 'runs show', command: { args: [cli, 'runs', 'show', runId, ...at], expect: 'succeeded' } },
+    { name: 'logs', command: { args: [cli, 'logs', runId, ...at], expect: 'hello-bench' } },
+  ];
+  const [nodeE, oclif, status, ...rest] = await interleaved([
     { args: ['-e', ''], expect: '' },
     { args: [join(baselineDir, 'bin/run.js'), 'hello'], expect: 'hello' },
     statusOf(cli),
+    ...readCommands.map((read) => read.command),
     ...(compareCli === undefined ? [] : [statusOf(compareCli)]),
   ]);
   if (nodeE === undefined || oclif === undefined || status === undefined) throw new Error('missing stats');
+  const reads = readCommands.map((read, index) => {
+    const stats = rest[index];
+    if (stats === undefined) throw new Error(`missing stats for ${read.name}`);
+    return { name: read.name, stats };
+  });
+  const compared = compareCli === undefined ? undefined : rest[readCommands.length];
   const rssAfterStatus = await daemonRssMiB(project);
   await stopDaemon(project);
-  return { nodeE, oclif, status, compared, rssAfterStart, rssAfterStatus };
+  return { nodeE, oclif, status, reads, compared, rssAfterStart, rssAfterStatus };
 }
 
 function printCliLatency(latency: CliLatency): void {
-  const { nodeE, oclif, status, compared } = latency;
+  const { nodeE, oclif, status, reads, compared } = latency;
   const vsNode = Math.round((status.median / nodeE.median) * 100) / 100;
   const vsOclif = Math.round((status.median / oclif.median) * 100) / 100;
   console.log(
@@ -230,9 +261,14 @@ function printCliLatency(latency: CliLatency): void {
   console.log(row("node -e ''", nodeE));
   console.log(row('minimal oclif 4 command', oclif));
   console.log(row('charter-daemon status', status));
+  for (const read of reads) console.log(row(`charter-daemon ${read.name}`, read.stats));
   if (compared !== undefined) console.log(row('status of --compare-cli', compared));
   console.log(ratioRow('status / minimal oclif (median)', vsOclif, GOAL_STATUS_VS_OCLIF));
   console.log(ratioRow("status / node -e '' (median)", vsNode, GOAL_STATUS_VS_NODE));
+  for (const read of reads) {
+    const ratio = Math.round((read.stats.median / oclif.median) * 100) / 100;
+    console.log(ratioRow(`${read.name} / minimal oclif (median)`, ratio, GOAL_READ_VS_OCLIF));
+  }
   if (compared !== undefined) {
     const vsCompared = Math.round((status.median / compared.median) * 100) / 100;
     console.log(`  ${'status / --compare-cli (median)'.padEnd(34)}${vsCompared.toFixed(2).padStart(8)}`);
@@ -256,6 +292,9 @@ async function cliOnly(compareCli: string | undefined): Promise<void> {
       node_e: roundStats(latency.nodeE),
       minimal_oclif: roundStats(latency.oclif),
       status: roundStats(latency.status),
+      ...Object.fromEntries(
+        latency.reads.map((read) => [read.name.replace(' ', '_'), roundStats(read.stats)]),
+      ),
       ...(latency.compared === undefined ? {} : { compared_status: roundStats(latency.compared) }),
     },
   });
@@ -332,7 +371,8 @@ async function main(): Promise<void> {
   prepareBaseline();
 
   // 1. CLI wall time against a running daemon.
-  const { nodeE, oclif, status, rssAfterStart, rssAfterStatus } = await cliLatency();
+  const latency = await cliLatency();
+  const { nodeE, oclif, status, rssAfterStart, rssAfterStatus } = latency;
 
   // 2. Daemon start-to-ready, each in a fresh project; stop is timed separately.
   const starts: number[] = [];
@@ -368,7 +408,7 @@ async function main(): Promise<void> {
 
   const cpu = cpus();
   console.log(machineLine());
-  printCliLatency({ nodeE, oclif, status, compared: undefined, rssAfterStart, rssAfterStatus });
+  printCliLatency(latency);
   console.log(`\n2. Daemon lifecycle, wall time (ms), N=${START_RUNS} fresh projects`);
   console.log(`  ${'command'.padEnd(34)}${'median'.padStart(8)}${'p90'.padStart(8)}${'min'.padStart(8)}`);
   console.log(
@@ -415,6 +455,9 @@ async function main(): Promise<void> {
       node_e: roundStats(nodeE),
       minimal_oclif: roundStats(oclif),
       status: roundStats(status),
+      ...Object.fromEntries(
+        latency.reads.map((read) => [read.name.replace(' ', '_'), roundStats(read.stats)]),
+      ),
       ratio_status_vs_node_e: vsNode,
       ratio_status_vs_minimal_oclif: vsOclif,
     },
