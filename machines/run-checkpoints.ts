@@ -40,6 +40,27 @@ export function describeFailure(outcome: StepOutcome): string {
   }
 }
 
+/**
+ * Why a step that ended failed: its outcome, or, when it exited 0, its outputs
+ * (`invalid_outputs: line 3: …; version: required`).
+ */
+export function describeStepFailure(event: Extract<RunEvent, { type: 'step.exited' }>): string {
+  const { outcome, outputs } = event;
+  if (
+    outcome.kind === 'exited' &&
+    outcome.exitCode === 0 &&
+    outputs !== undefined &&
+    outputs.problems.length > 0
+  )
+    return `invalid_outputs: ${outputs.problems.join('; ')}`;
+  return describeFailure(outcome);
+}
+
+/** The outputs an ended step reported, as they are recorded (none when it reported none). */
+function endedOutputs(event: RunEvent): Readonly<Record<string, unknown>> {
+  return event.type === 'step.exited' ? (event.outputs?.values ?? {}) : {};
+}
+
 /** A command's successful answer: the state the run has reached by taking it. */
 export function applied(context: RunContext, event: RunEvent, state: RunState): CommandAnswer {
   return { key: (event as RunCommand).key, reply: { result: { run_id: context.runId, state } } };
@@ -179,29 +200,51 @@ export function stepStarted({ context }: Args): Checkpoint {
       data: { step_id: currentStep(context)?.id, index: context.stepIndex, attempt: context.attempt },
     },
     run: { state: 'running', stepIndex: context.stepIndex, attempt: context.attempt, waitingAt: null },
-    step: { idx: context.stepIndex, state: 'running', attempt: context.attempt, started: true },
+    // A new attempt starts without outputs: an earlier attempt's are in its step.finished event.
+    step: {
+      idx: context.stepIndex,
+      state: 'running',
+      attempt: context.attempt,
+      started: true,
+      outputs: null,
+    },
   };
 }
 
-export function stepSucceeded({ context }: Args): Checkpoint {
+/** The step succeeded; its outputs are recorded with it, and so passed on to later steps. */
+export function stepSucceeded({ context, event }: Args): Checkpoint {
+  const outputs = endedOutputs(event);
   return {
     event: {
       type: 'step.finished',
-      data: { step_id: currentStep(context)?.id, exit_code: 0, outcome: 'succeeded' },
+      data: { step_id: currentStep(context)?.id, exit_code: 0, outcome: 'succeeded', outputs },
     },
     run: { stepIndex: context.stepIndex + 1 },
-    step: { idx: context.stepIndex, state: 'succeeded', exitCode: 0, finished: true },
+    step: { idx: context.stepIndex, state: 'succeeded', exitCode: 0, finished: true, outputs },
   };
 }
 
-/** The step failed, and so does the run: two events, one transaction. */
+/**
+ * The step failed, and so does the run: two events, one transaction. Its outputs are recorded
+ * (they help to see why) but never passed on: only a succeeded step's are.
+ */
 export function stepFailed({ context, event }: Args): Checkpoint {
   const outcome = (event as Extract<RunEvent, { type: 'step.exited' }>).outcome;
   const exitCode = outcome.kind === 'exited' ? outcome.exitCode : null;
   const stepId = currentStep(context)?.id;
+  const outputs = endedOutputs(event);
+  // Exit code 0 and yet failed: its outputs did not satisfy the step.
+  const kind = outcome.kind === 'exited' && outcome.exitCode === 0 ? 'invalid_outputs' : outcome.kind;
   return {
-    event: { type: 'step.finished', data: { step_id: stepId, exit_code: exitCode, outcome: outcome.kind } },
-    step: { idx: context.stepIndex, state: 'failed', exitCode, reason: context.reason, finished: true },
+    event: { type: 'step.finished', data: { step_id: stepId, exit_code: exitCode, outcome: kind, outputs } },
+    step: {
+      idx: context.stepIndex,
+      state: 'failed',
+      exitCode,
+      reason: context.reason,
+      finished: true,
+      outputs,
+    },
     followedBy: { type: 'run.failed', data: { reason: context.reason, step_id: stepId } },
     run: { state: 'failed', reason: context.reason, finished: true },
   };

@@ -87,7 +87,22 @@ export interface Checkpoint {
     readonly reason?: string | null;
     readonly started?: boolean;
     readonly finished?: boolean;
+    /** The outputs of the attempt that ended, as stored (secrets sealed); null clears them. */
+    readonly outputs?: Readonly<Record<string, unknown>> | null;
   };
+}
+
+/**
+ * What a run step wrote to its CHARTER_OUTPUT file, read by the step child once the process
+ * ended (src/workflow/step-outputs.ts). A step that exits 0 with problems fails
+ * (`invalid_outputs: …`); the values are recorded either way, and passed on to later steps only
+ * by a step that succeeded.
+ */
+export interface StepOutputsReport {
+  /** As they are to be stored: secret values sealed, the others with the run's secrets masked. */
+  readonly values: Readonly<Record<string, unknown>>;
+  /** Every problem, bounded (the first few, then how many more). */
+  readonly problems: readonly string[];
 }
 
 /**
@@ -117,7 +132,7 @@ export type RunEvent =
   | { type: 'run.admit' }
   | RunCommand
   | { type: 'step.output'; chunk: OutputChunk }
-  | { type: 'step.exited'; outcome: StepOutcome };
+  | { type: 'step.exited'; outcome: StepOutcome; outputs?: StepOutputsReport };
 
 /** What the root hears from a run: its state changes, and its answers to commands. */
 export type RunReport =
@@ -136,6 +151,8 @@ export type RunStateReport = Extract<RunReport, { type: 'run.state' }>;
 export interface StepRunnerInput {
   readonly runId: string;
   readonly workflowId: string;
+  /** The run's plan: which other steps' answers and outputs the step's outputs must not shadow. */
+  readonly plan: RunPlan;
   readonly step: PlannedStep;
   readonly stepIndex: number;
   readonly attempt: number;

@@ -19,7 +19,7 @@ import {
   cancelledWhilePaused,
   cancelledWhileRunning,
   currentStep,
-  describeFailure,
+  describeStepFailure,
   gateApproved,
   gateDenied,
   inputSubmitted,
@@ -82,6 +82,7 @@ export const runMachine = setup({
         input: {
           runId: context.runId,
           workflowId: context.plan.id,
+          plan: context.plan,
           step: context.plan.steps[context.stepIndex] as PlannedStep,
           stepIndex: context.stepIndex,
           attempt: context.attempt,
@@ -115,8 +116,12 @@ export const runMachine = setup({
     nextIsGate: ({ context }) => currentStep(context)?.kind === 'gate',
     resumeWaiting: ({ context }) => context.resume === 'waiting',
     neverStarted: ({ context }) => !context.started,
+    /** Exit code 0, and outputs that satisfy the step's declaration. */
     stepSucceeded: ({ event }) =>
-      event.type === 'step.exited' && event.outcome.kind === 'exited' && event.outcome.exitCode === 0,
+      event.type === 'step.exited' &&
+      event.outcome.kind === 'exited' &&
+      event.outcome.exitCode === 0 &&
+      (event.outputs?.problems.length ?? 0) === 0,
     approved: ({ event }) => event.type === 'gate.decide' && event.decision === 'approve',
     /** A decision or answers meant for another step or another kind of step than the run waits at. */
     notForThisStep: ({ context, event }) => {
@@ -223,7 +228,7 @@ export const runMachine = setup({
                   'stopStep',
                   {
                     type: 'setReason',
-                    params: ({ event }) => ({ reason: describeFailure(event.outcome) }),
+                    params: ({ event }) => ({ reason: describeStepFailure(event) }),
                   },
                   { type: 'checkpoint', params: stepFailed },
                 ],

@@ -144,6 +144,11 @@ export const StepRecordSchema = z.object({
   finished_at: z.nullable(z.string()),
   exit_code: z.nullable(z.int()),
   reason: z.nullable(z.string()),
+  /**
+   * What the step's latest ended attempt wrote to CHARTER_OUTPUT (name → value; a `secret` is
+   * `"***"`); `{}` when none. Optional: daemons before step outputs do not send it.
+   */
+  outputs: z.optional(JsonObject),
 });
 export type StepRecord = z.infer<typeof StepRecordSchema>;
 

@@ -133,6 +133,16 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX runs_finished ON runs (finished_at, run_id) WHERE finished_at IS NOT NULL;
     `,
   },
+  {
+    version: 5,
+    name: 'step outputs',
+    up: `
+      -- What the step's latest ended attempt wrote to CHARTER_OUTPUT: a JSON object name -> value
+      -- (secret values sealed), or NULL when it wrote none or has not ended. A succeeded step's
+      -- outputs are what later steps of the run see, after any restart.
+      ALTER TABLE steps ADD COLUMN outputs TEXT;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

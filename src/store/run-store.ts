@@ -50,6 +50,8 @@ export interface StepPatch {
   finishedAt?: string | null;
   exitCode?: number | null;
   reason?: string | null;
+  /** The outputs of the attempt that ended (secret values sealed); null clears them. */
+  outputs?: Readonly<Record<string, unknown>> | null;
 }
 
 /** A run as the engine sees it (camelCase, with its bookkeeping). */
@@ -137,6 +139,7 @@ interface StepRow {
   finished_at: string | null;
   exit_code: number | null;
   reason: string | null;
+  outputs: string | null;
 }
 
 interface LogRow {
@@ -188,6 +191,8 @@ interface UpdateStepParams {
   exit_code: number | null;
   set_reason: Flag;
   reason: string | null;
+  set_outputs: Flag;
+  outputs: string | null;
 }
 
 export class RunStore {
@@ -201,6 +206,10 @@ export class RunStore {
   private readonly updateStepStmt: Database.Statement<[UpdateStepParams]>;
   private readonly getRunStmt: Database.Statement<[string], RunRow>;
   private readonly getStepsStmt: Database.Statement<[string], StepRow>;
+  private readonly passedOutputsStmt: Database.Statement<
+    [{ run_id: string; before: number }],
+    { step_id: string; outputs: string }
+  >;
   private readonly listStmts: Record<
     keyof typeof LIST_RUNS_SQL,
     Database.Statement<[ListParams], RunSummary>
@@ -260,13 +269,20 @@ export class RunStore {
          started_at = CASE WHEN @set_started_at THEN @started_at ELSE started_at END,
          finished_at = CASE WHEN @set_finished_at THEN @finished_at ELSE finished_at END,
          exit_code = CASE WHEN @set_exit_code THEN @exit_code ELSE exit_code END,
-         reason = CASE WHEN @set_reason THEN @reason ELSE reason END
+         reason = CASE WHEN @set_reason THEN @reason ELSE reason END,
+         outputs = CASE WHEN @set_outputs THEN @outputs ELSE outputs END
        WHERE run_id = @run_id AND idx = @idx`,
     );
     this.getRunStmt = db.prepare('SELECT * FROM runs WHERE run_id = ?');
     this.getStepsStmt = db.prepare(
-      `SELECT step_id, kind, state, attempt, started_at, finished_at, exit_code, reason
+      `SELECT step_id, kind, state, attempt, started_at, finished_at, exit_code, reason, outputs
        FROM steps WHERE run_id = ? ORDER BY idx`,
+    );
+    // Only a succeeded step passes its outputs on (a failed or retried attempt's stay its own).
+    this.passedOutputsStmt = db.prepare(
+      `SELECT step_id, outputs FROM steps
+       WHERE run_id = @run_id AND idx < @before AND state = 'succeeded' AND outputs IS NOT NULL
+       ORDER BY idx`,
     );
     this.listStmts = {
       all: db.prepare(LIST_RUNS_SQL.all),
@@ -369,6 +385,18 @@ export class RunStore {
     return this.readDetailTx(runId);
   }
 
+  /**
+   * The outputs that the succeeded steps before index `before` pass on, by step id (as stored:
+   * secret values sealed). What a run step sees of the steps before it, after any restart.
+   */
+  passedOutputs(runId: string, before: number): Record<string, Record<string, unknown>> {
+    const passed: Record<string, Record<string, unknown>> = {};
+    for (const row of this.passedOutputsStmt.all({ run_id: runId, before })) {
+      passed[row.step_id] = JSON.parse(row.outputs) as Record<string, unknown>;
+    }
+    return passed;
+  }
+
   getRecord(runId: string): RunRecord | undefined {
     const row = this.getRunStmt.get(runId);
     return row === undefined ? undefined : toRecord(row);
@@ -469,6 +497,8 @@ export class RunStore {
       exit_code: step.exitCode ?? null,
       set_reason: flag(step.reason),
       reason: step.reason ?? null,
+      set_outputs: flag(step.outputs),
+      outputs: step.outputs == null ? null : encodeJson(step.outputs, 'outputs'),
     });
     // A patch for a step the run does not have is a bug in the caller: refuse the whole record
     // rather than silently drop part of a checkpoint.
@@ -554,7 +584,12 @@ function toDetail(row: RunRow, steps: readonly StepRow[]): RunDetail {
     inputs: redactSealed(JSON.parse(row.inputs) as Record<string, unknown>),
     answers: redactSealed(JSON.parse(row.answers) as Record<string, Record<string, unknown>>),
     waiting: row.waiting === null ? null : (JSON.parse(row.waiting) as Waiting),
-    steps: steps.map(({ step_id, ...rest }) => ({ id: step_id, ...rest })),
+    steps: steps.map(({ step_id, outputs, ...rest }) => ({
+      id: step_id,
+      ...rest,
+      // Secrets as `***`, like inputs and answers.
+      outputs: outputs === null ? {} : redactSealed(JSON.parse(outputs) as Record<string, unknown>),
+    })),
     finished_at: row.finished_at,
   };
 }

@@ -46,6 +46,11 @@ export interface RunStep {
   readonly runtime: 'python' | null;
   /** Run the step again when the daemon restarted while it was running (instead of failing the run). */
   readonly retryOnRestart: boolean;
+  /**
+   * The outputs the step declares (`outputs:`, typed like inputs), or null: then it may write any
+   * names, all strings. See src/workflow/step-outputs.ts.
+   */
+  readonly outputs: Readonly<Record<string, FieldSpec>> | null;
 }
 
 /** A checkpoint: the run waits until someone approves (continue) or denies (the run fails). */
@@ -96,7 +101,10 @@ export function inputEnvVar(name: string): string {
   return `CHARTER_INPUT_${envVarPart(name)}`;
 }
 
-/** `CHARTER_STEP_<STEP>_<FIELD>`: how a run step sees an answer given to an earlier input step. */
+/**
+ * `CHARTER_STEP_<STEP>_<FIELD>`: how a run step sees an answer given to an earlier input step, and
+ * an output of an earlier run step.
+ */
 export function stepFieldEnvVar(stepId: string, field: string): string {
   return `CHARTER_STEP_${envVarPart(stepId)}_${envVarPart(field)}`;
 }

@@ -72,7 +72,7 @@ describe('run machine', () => {
     h.actor.send({ type: 'run.admit' });
     expect(h.actor.getSnapshot().matches({ running: 'executing' })).toBe(true);
     expect(h.started).toEqual([
-      { runId: 'r01', workflowId: 'greet', step: { id: 'build', kind: 'run' }, stepIndex: 0, attempt: 1 },
+      { runId: 'r01', workflowId: 'greet', plan, step: { id: 'build', kind: 'run' }, stepIndex: 0, attempt: 1 },
     ]);
     h.actor.send({ type: 'step.output', chunk: { stream: 'stdout', text: 'hi\n' } });
     h.actor.send(exited(0));
@@ -89,6 +89,7 @@ describe('run machine', () => {
     expect(h.started.at(-1)).toEqual({
       runId: 'r01',
       workflowId: 'greet',
+      plan,
       step: { id: 'publish', kind: 'run' },
       stepIndex: 3,
       attempt: 1,

@@ -50,7 +50,15 @@ export function writeStoreFixture(path: string): number {
       succeeded,
       { state: 'waiting', currentStep: 'review', stepIndex: 1, waiting: gate(at(5)) },
       [{ type: 'step.finished', data: { step_id: 'build', state: 'succeeded' } }, { type: 'run.waiting' }],
-      [{ idx: 0, state: 'succeeded', exitCode: 0, finishedAt: at(5).toISOString() }],
+      [
+        {
+          idx: 0,
+          state: 'succeeded',
+          exitCode: 0,
+          finishedAt: at(5).toISOString(),
+          outputs: { version: '1.2.3' },
+        },
+      ],
       at(5),
     );
     store.runs.record(

@@ -119,7 +119,14 @@ describe('RunStore', () => {
       type: 'run.submitted',
       data: { by: 'ada' },
     });
-    const pending = { attempt: 0, started_at: null, finished_at: null, exit_code: null, reason: null };
+    const pending = {
+      attempt: 0,
+      started_at: null,
+      finished_at: null,
+      exit_code: null,
+      reason: null,
+      outputs: {},
+    };
     expect(store.runs.get(runId(1))).toEqual({
       run_id: runId(1),
       workflow_id: 'deploy',
@@ -218,6 +225,7 @@ describe('RunStore', () => {
       finished_at: at(2).toISOString(),
       exit_code: 0,
       reason: null,
+      outputs: {},
     });
     expect(detail?.steps[1]).toMatchObject({ state: 'waiting', attempt: 1 });
     expect(runs.getRecord(runId(1))).toMatchObject({ stepIndex: 1, lastRunSeq: 5, attempt: 1 });
