@@ -17,8 +17,8 @@ export default class RunsShow extends DaemonCommand {
   static override summary = 'Show one run: its state, what it waits for, its steps and its inputs.';
   static override description =
     `Prints the run's state and reason, its current step, and — when it waits — the gate prompt or the input prompt with its fields (type, required or not), followed by the exact command that answers it (charter-daemon resume RUN_ID --approve, or charter-daemon submit-input RUN_ID --answers '{…}').
-Then every step with its state, attempt, duration and exit code, the run's inputs and the answers given so far.
---json prints the daemon's RunDetail as it is (run_id, workflow_id, state, reason, current_step, created_at, updated_at, finished_at, inputs, answers, waiting, steps).`;
+Then every step with its state, attempt, duration and exit code, the run's inputs, the answers given so far and the outputs run steps wrote (secrets as ***).
+--json prints the daemon's RunDetail as it is (run_id, workflow_id, state, reason, current_step, created_at, updated_at, finished_at, inputs, answers, waiting, steps; each step with its outputs).`;
   static override examples = [
     '<%= config.bin %> runs show r01M895FFEVNRBYAD18R06K01NW',
     '<%= config.bin %> runs show r01M895FFEVNRBYAD18R06K01NW --json',
@@ -84,6 +84,15 @@ Then every step with its state, attempt, duration and exit code, the run's input
     if (answered.length > 0) {
       this.log('answers:');
       for (const [stepId, values] of answered) this.log(`  ${stepId}: ${formatValues(values)}`);
+    }
+    const written = run.steps.filter((step) => Object.keys(step.outputs ?? {}).length > 0);
+    if (written.length > 0) {
+      this.log('outputs:');
+      for (const step of written) {
+        // Only a succeeded step passes its outputs on; a failed one's are shown to say why.
+        const note = step.state === 'succeeded' ? '' : ` (${step.state}: not passed on)`;
+        this.log(`  ${step.id}: ${formatValues(step.outputs ?? {})}${note}`);
+      }
     }
     return undefined;
   }

@@ -181,6 +181,8 @@ export const isFinal: (state: RunDetail['state']) => boolean = isFinalRunState;
 
 type Data = Record<string, unknown>;
 const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+const isData = (value: unknown): value is Data =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The chunk of a `step.output` entry, or undefined for a transition. */
 export function outputOf(entry: LogEntry): OutputChunk | undefined {
@@ -204,8 +206,10 @@ function describe(type: string, data: Data): string {
     case 'step.finished': {
       const outcome = str(data.outcome) ?? 'finished';
       const code = typeof data.exit_code === 'number' ? `exit code ${data.exit_code}` : null;
-      if (outcome === 'succeeded') return ` ${step ?? '?'}: succeeded (exit code 0)`;
-      return ` ${step ?? '?'}: ${outcome === 'exited' ? 'failed' : outcome}${code ? ` (${code})` : ''}`;
+      const outputs = isData(data.outputs) && Object.keys(data.outputs).length > 0 ? data.outputs : null;
+      const written = outputs === null ? '' : ` outputs: ${formatValues(outputs)}`;
+      if (outcome === 'succeeded') return ` ${step ?? '?'}: succeeded (exit code 0)${written}`;
+      return ` ${step ?? '?'}: ${outcome === 'exited' ? 'failed' : outcome}${code ? ` (${code})` : ''}${written}`;
     }
     case 'step.retrying':
       return ` ${step ?? '?'}${data.attempt === undefined ? '' : ` (attempt ${String(data.attempt)})`}${
