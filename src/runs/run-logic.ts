@@ -2,7 +2,7 @@
  * The run machine with its real implementations: checkpoints and output go to the store (and
  * to log followers), and `run` steps execute as supervised process groups.
  */
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { fromCallback } from 'xstate';
@@ -87,12 +87,32 @@ const workflowOfPlan = (input: StepRunnerInput): Workflow => input.plan as Workf
  */
 function freshOutputFile(runDir: string, stepId: string, attempt: number): string {
   const dir = join(runDir, 'outputs');
+  // A step knows the folder: one it replaced by a link (or a file) is removed, never followed.
+  const found = lstatSafe(dir);
+  if (found !== undefined && !found.isDirectory()) rmSync(dir, { force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const name of readdirSync(dir)) rmSync(join(dir, name), { force: true, recursive: true });
   const path = join(dir, `${stepId}.${attempt}`);
   // `wx`: a fresh file, so `mode` applies.
   writeFileSync(path, '', { mode: 0o600, flag: 'wx' });
   return path;
+}
+
+function lstatSafe(path: string): ReturnType<typeof lstatSync> | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes a step's output file; a failure is logged, never thrown (the step's end must be told). */
+function removeOutputFile(path: string, log: Logger): void {
+  try {
+    rmSync(path, { force: true, recursive: true });
+  } catch (error) {
+    log.warn({ error: errorMessage(error) }, 'the CHARTER_OUTPUT file could not be removed');
+  }
 }
 
 export function createRunLogic(deps: RunLogicDeps) {
@@ -283,7 +303,7 @@ export function createRunLogic(deps: RunLogicDeps) {
       if (stopped) return;
       const outputs = collectOutputs();
       // Read once and recorded with the step's finish: the file (secrets in clear) goes.
-      rmSync(outputFile, { force: true });
+      removeOutputFile(outputFile, log);
       masker.end();
       sendBack({ type: 'step.exited', outcome, outputs });
     });
@@ -293,7 +313,7 @@ export function createRunLogic(deps: RunLogicDeps) {
     return () => {
       stopped = true;
       deps.liveSecrets?.delete(liveOwner);
-      rmSync(outputFile, { force: true });
+      removeOutputFile(outputFile, log);
       // The run actor is being stopped (the daemon is exiting): nothing may outlive it.
       if (!finished && process_.pid !== undefined) {
         try {

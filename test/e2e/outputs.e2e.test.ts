@@ -69,6 +69,20 @@ const STRICT_PLAN = `steps:
     run: echo never
 `;
 
+/** A step that plays with its output folder and file: none of it may cost the daemon anything. */
+const HOSTILE_PLAN = `steps:
+  - id: swap
+    run: |
+      set -eu
+      d=$(dirname "$CHARTER_OUTPUT")
+      mkdir -p keep && touch keep/sentinel
+      rm -rf "$d" && ln -s "$PWD/keep" "$d"
+  - id: fifo
+    run: |
+      set -eu
+      rm -f "$CHARTER_OUTPUT" && mkfifo "$CHARTER_OUTPUT"
+`;
+
 const cleanups: (() => Promise<void> | void)[] = [];
 beforeAll(() => assertBuilt());
 afterEach(async () => {
@@ -81,6 +95,7 @@ function project(): string {
   for (const [id, plan] of [
     ['release', RELEASE_PLAN],
     ['strict', STRICT_PLAN],
+    ['hostile', HOSTILE_PLAN],
   ] as const) {
     mkdirSync(join(root, 'workflows', id), { recursive: true });
     writeFileSync(join(root, 'workflows', id, 'manifest.yml'), `id: ${id}\nname: ${id}\n`);
@@ -229,5 +244,20 @@ describe('step outputs', () => {
     expect(text.stdout).toContain('reason:       invalid_outputs: line 3: expected name=value');
     const logs = await cli(root, 'logs', runId);
     expect(logs.stdout).toContain('step.finished build: invalid_outputs (exit code 0)');
+  }, 30_000);
+
+  it('a step that replaces its output folder by a link, or its file by a FIFO, harms nothing and is told why', async () => {
+    const root = project();
+    expect((await cli(root, 'start')).code).toBe(0);
+    const runId = await submit(root, 'hostile');
+    const failed = await until(root, runId, (r) => r.finished_at !== null);
+    // The link was removed, not followed: what it pointed at is still there.
+    expect(readdirSync(join(root, 'keep'))).toEqual(['sentinel']);
+    expect(failed.steps[0]).toMatchObject({ state: 'succeeded', outputs: {} });
+    expect(failed.state).toBe('failed');
+    expect(failed.reason).toBe(
+      'invalid_outputs: CHARTER_OUTPUT was replaced by something that is not a file',
+    );
+    expect((await cli(root, 'status')).code).toBe(0);
   }, 30_000);
 });
