@@ -5,6 +5,7 @@
  */
 import type { ErrorCode } from '../src/errors/catalogue.js';
 import type { RunState } from '../src/protocol/control.js';
+import { attemptSuffix, maxAttempts, retryWaitMs } from './run-retry.js';
 import type {
   Checkpoint,
   CommandAnswer,
@@ -45,20 +46,38 @@ export function describeFailure(outcome: StepOutcome): string {
  * (`invalid_outputs: line 3: …; version: required`).
  */
 export function describeStepFailure(event: Extract<RunEvent, { type: 'step.exited' }>): string {
+  if (invalidOutputs(event)) return `invalid_outputs: ${event.outputs?.problems.join('; ') ?? ''}`;
+  return describeFailure(event.outcome);
+}
+
+/**
+ * Exit code 0, and yet what the step wrote to CHARTER_OUTPUT does not satisfy it: the step
+ * fails `invalid_outputs`, and is never retried (see docs/workflows.md#retries).
+ */
+export function invalidOutputs(event: Extract<RunEvent, { type: 'step.exited' }>): boolean {
   const { outcome, outputs } = event;
-  if (
+  return (
     outcome.kind === 'exited' &&
     outcome.exitCode === 0 &&
     outputs !== undefined &&
     outputs.problems.length > 0
-  )
-    return `invalid_outputs: ${outputs.problems.join('; ')}`;
-  return describeFailure(outcome);
+  );
 }
 
 /** The outputs an ended step reported, as they are recorded (none when it reported none). */
 function endedOutputs(event: RunEvent): Readonly<Record<string, unknown>> {
   return event.type === 'step.exited' ? (event.outputs?.values ?? {}) : {};
+}
+
+/**
+ * Why the current attempt failed (its outcome, or its outputs: see {@link describeStepFailure});
+ * for a step with retries, also which attempt it was.
+ */
+export function describeAttemptFailure(
+  context: RunContext,
+  event: Extract<RunEvent, { type: 'step.exited' }>,
+): string {
+  return `${describeStepFailure(event)}${attemptSuffix(currentStep(context)?.retry, context.attempt)}`;
 }
 
 /** A command's successful answer: the state the run has reached by taking it. */
@@ -110,6 +129,27 @@ export function cancelledWhilePaused(where: 'queued' | 'waiting') {
         ? { step: { idx: context.stepIndex, state: 'cancelled', finished: true } }
         : {}),
     };
+  };
+}
+
+/** A cancel while the step waits to retry: no process runs, so the run is cancelled at once. */
+export function cancelledWhileRetrying({ context, event }: Args): Checkpoint {
+  const cancel = event as Extract<RunEvent, { type: 'run.cancel' }>;
+  const reason = `cancelled: ${cancel.reason}`;
+  return {
+    answer: applied(context, event, 'cancelled'),
+    event: {
+      type: 'run.cancelled',
+      data: {
+        reason: cancel.reason,
+        by: cancel.by ?? null,
+        step_id: currentStep(context)?.id,
+        while: 'retrying',
+      },
+    },
+    run: { state: 'cancelled', reason, finished: true, waitingAt: null },
+    // The attempt that failed keeps its end and exit code; the step ends cancelled.
+    step: { idx: context.stepIndex, state: 'cancelled', reason, retryAt: null },
   };
 }
 
@@ -200,13 +240,18 @@ export function stepStarted({ context }: Args): Checkpoint {
       data: { step_id: currentStep(context)?.id, index: context.stepIndex, attempt: context.attempt },
     },
     run: { state: 'running', stepIndex: context.stepIndex, attempt: context.attempt, waitingAt: null },
-    // A new attempt starts without outputs: an earlier attempt's are in its step.finished event.
     step: {
       idx: context.stepIndex,
       state: 'running',
       attempt: context.attempt,
       started: true,
+      // A new attempt starts without outputs: an earlier attempt's are in its step.finished
+      // event, and in the step's history with the rest of that attempt.
       outputs: null,
+      // A later attempt: the step row is this attempt's; the one before goes to its history.
+      ...(context.attempt > 1
+        ? { archiveAttempt: true, finished: false, exitCode: null, reason: null, retryAt: null }
+        : {}),
     },
   };
 }
@@ -219,7 +264,8 @@ export function stepSucceeded({ context, event }: Args): Checkpoint {
       type: 'step.finished',
       data: { step_id: currentStep(context)?.id, exit_code: 0, outcome: 'succeeded', outputs },
     },
-    run: { stepIndex: context.stepIndex + 1 },
+    // The next step starts at attempt 1 (a restored run reads the attempt from the run row).
+    run: { stepIndex: context.stepIndex + 1, attempt: 1 },
     step: { idx: context.stepIndex, state: 'succeeded', exitCode: 0, finished: true, outputs },
   };
 }
@@ -247,6 +293,44 @@ export function stepFailed({ context, event }: Args): Checkpoint {
     },
     followedBy: { type: 'run.failed', data: { reason: context.reason, step_id: stepId } },
     run: { state: 'failed', reason: context.reason, finished: true },
+  };
+}
+
+/**
+ * The attempt failed and will be retried: it ends (`step.finished`), and `step.retrying` says
+ * when the next one is due, in one transaction with the due time on the step row, which is what
+ * a restarted daemon resumes the wait from. `context.retryDueAt` is already set.
+ */
+export function stepRetrying({ context, event }: Args): Checkpoint {
+  const exited = event as Extract<RunEvent, { type: 'step.exited' }>;
+  const { outcome } = exited;
+  const exitCode = outcome.kind === 'exited' ? outcome.exitCode : null;
+  const step = currentStep(context);
+  const inMs = step?.retry == null ? 0 : retryWaitMs(step.retry, context.attempt);
+  const dueAt = context.retryDueAt ?? context.now() + inMs;
+  const reason = describeAttemptFailure(context, exited);
+  const retryAt = new Date(dueAt).toISOString();
+  // The failed attempt's outputs are recorded (they help to see why) and never passed on: the
+  // next attempt starts without them and they go to the step's history with this attempt.
+  const outputs = endedOutputs(event);
+  return {
+    event: {
+      type: 'step.finished',
+      data: { step_id: step?.id, exit_code: exitCode, outcome: outcome.kind, outputs },
+    },
+    followedBy: {
+      type: 'step.retrying',
+      data: {
+        step_id: step?.id,
+        attempt: context.attempt,
+        next_attempt: context.attempt + 1,
+        max_attempts: step?.retry == null ? null : maxAttempts(step.retry),
+        in_ms: inMs,
+        due_at: retryAt,
+        reason: describeFailure(outcome),
+      },
+    },
+    step: { idx: context.stepIndex, state: 'retrying', exitCode, reason, finished: true, retryAt, outputs },
   };
 }
 

@@ -4,6 +4,7 @@
  */
 import type { RunState, WireError } from '../src/protocol/control.js';
 import type { OutputChunk, StepOutcome } from '../src/protocol/steps.js';
+import type { RetryPolicy } from '../src/workflow/definition.js';
 
 export type { OutputChunk, StepOutcome };
 
@@ -12,6 +13,8 @@ export interface PlannedStep {
   readonly id: string;
   readonly kind: 'run' | 'gate' | 'input';
   readonly retryOnRestart?: boolean;
+  /** Automatic retries of a failed attempt (run steps only). */
+  readonly retry?: RetryPolicy | null;
 }
 
 /** The part of a workflow the machine needs; the shared, frozen definition satisfies it. */
@@ -29,6 +32,13 @@ export interface RunInput {
   readonly stepIndex: number;
   readonly attempt: number;
   readonly resume: RunResume;
+  /**
+   * A restored run whose step was waiting to retry: when attempt + 1 is due (epoch ms, as
+   * stored with its `step.retrying`). Once admitted the run waits out what is left of it.
+   */
+  readonly retryDueAt?: number;
+  /** Epoch milliseconds: due times are stamped with it. Default `Date.now`; tests pass a simulated clock's. */
+  readonly now?: () => number;
 }
 
 export interface RunContext {
@@ -44,6 +54,9 @@ export interface RunContext {
   readonly resume: RunResume;
   /** Whether `run.started` was recorded (the first admission to a slot). */
   started: boolean;
+  /** While the current step waits to retry: when its next attempt is due (epoch ms); else null. */
+  retryDueAt: number | null;
+  readonly now: () => number;
 }
 
 /** The answer to a command (a gate decision, answers, a cancel), for the caller that sent it. */
@@ -81,14 +94,22 @@ export interface Checkpoint {
   };
   readonly step?: {
     readonly idx: number;
-    readonly state: 'running' | 'waiting' | 'succeeded' | 'failed' | 'cancelled';
+    readonly state: 'running' | 'waiting' | 'retrying' | 'succeeded' | 'failed' | 'cancelled';
     readonly attempt?: number;
     readonly exitCode?: number | null;
     readonly reason?: string | null;
     readonly started?: boolean;
+    /** true: the step (or its attempt) ended now; false: clear the end of a previous attempt. */
     readonly finished?: boolean;
     /** The outputs of the attempt that ended, as stored (secrets sealed); null clears them. */
     readonly outputs?: Readonly<Record<string, unknown>> | null;
+    /** When the next attempt is due (ISO 8601) while the step waits to retry; null clears it. */
+    readonly retryAt?: string | null;
+    /**
+     * A new attempt begins: keep the previous one (start, end, exit code, reason, outputs) in the
+     * step's history.
+     */
+    readonly archiveAttempt?: boolean;
   };
 }
 

@@ -6,6 +6,9 @@
  *   │                 │ └─(step failed / timed out)─▶ failed
  *   └─cancel─▶ cancelled ◀─ cancelling ◀─cancel─┘      waiting ──cancel / deny──▶ cancelled / failed
  *
+ * Inside running: choosing ──▶ executing ──(attempt failed, `retry:` covers it)──▶ retrying
+ * ──(retryWait)──▶ executing (attempt + 1); cancel while retrying ──▶ cancelled at once.
+ *
  * The machine decides; it does no I/O. A `run` step executes in a spawned callback actor (`step`,
  * provided by the wiring) that reports output and its outcome; every transition is a
  * `checkpoint` (provided: one store transaction of the run's new state and its event); the
@@ -17,12 +20,14 @@ import type { RunState } from '../src/protocol/control.js';
 import {
   applied,
   cancelledWhilePaused,
+  cancelledWhileRetrying,
   cancelledWhileRunning,
   currentStep,
-  describeStepFailure,
+  describeAttemptFailure,
   gateApproved,
   gateDenied,
   inputSubmitted,
+  invalidOutputs,
   notWaitingFor,
   outputOfStep,
   runCancelling,
@@ -30,10 +35,12 @@ import {
   runSucceeded,
   runWaiting,
   stepFailed,
+  stepRetrying,
   stepStarted,
   stepSucceeded,
   waitsAt,
 } from './run-checkpoints.js';
+import { retryWaitMs, shouldRetry } from './run-retry.js';
 import type {
   Checkpoint,
   CommandAnswer,
@@ -108,6 +115,14 @@ export const runMachine = setup({
       }),
     ),
     advance: assign({ stepIndex: ({ context }) => context.stepIndex + 1, attempt: 1 }),
+    /** The failed attempt is to be retried: its next attempt is due after the policy's wait. */
+    planRetry: assign({
+      retryDueAt: ({ context }) => {
+        const policy = currentStep(context)?.retry;
+        return context.now() + (policy == null ? 0 : retryWaitMs(policy, context.attempt));
+      },
+    }),
+    nextAttempt: assign({ attempt: ({ context }) => context.attempt + 1, retryDueAt: null }),
     setReason: assign({ reason: (_args, params: { reason: string }) => params.reason }),
   },
   guards: {
@@ -121,7 +136,18 @@ export const runMachine = setup({
       event.type === 'step.exited' &&
       event.outcome.kind === 'exited' &&
       event.outcome.exitCode === 0 &&
-      (event.outputs?.problems.length ?? 0) === 0,
+      !invalidOutputs(event),
+    /**
+     * The attempt failed in a way the step's `retry.on` covers, and the limit is not reached.
+     * Never an attempt that exited 0 with outputs that break the step's declaration
+     * (`invalid_outputs`): a contract error, which another attempt of the same command repeats.
+     */
+    retryable: ({ context, event }) =>
+      event.type === 'step.exited' &&
+      !invalidOutputs(event) &&
+      shouldRetry(currentStep(context)?.retry, context.attempt, event.outcome),
+    /** The step waits to retry (a restored run: its due time came from the store). */
+    retryPending: ({ context }) => context.retryDueAt !== null,
     approved: ({ event }) => event.type === 'gate.decide' && event.decision === 'approve',
     /** A decision or answers meant for another step or another kind of step than the run waits at. */
     notForThisStep: ({ context, event }) => {
@@ -134,6 +160,8 @@ export const runMachine = setup({
   delays: {
     /** A step process must be gone this long after a cancel; it kills with SIGKILL well before. */
     cancelWatchdog: 60_000,
+    /** Until the next attempt is due; zero when that time has passed (a restored run). */
+    retryWait: ({ context }) => Math.max(0, (context.retryDueAt ?? 0) - context.now()),
   },
 }).createMachine({
   id: 'run',
@@ -147,7 +175,13 @@ export const runMachine = setup({
     cancel: null,
     resume: input.resume,
     // A restored run that got past its first step has started before.
-    started: input.stepIndex > 0 || input.attempt > 1 || input.resume === 'waiting',
+    started:
+      input.stepIndex > 0 ||
+      input.attempt > 1 ||
+      input.resume === 'waiting' ||
+      input.retryDueAt !== undefined,
+    retryDueAt: input.retryDueAt ?? null,
+    now: input.now ?? Date.now,
   }),
   initial: 'restoring',
   // States that take a command handle it themselves; anywhere else it is answered, never dropped.
@@ -199,6 +233,7 @@ export const runMachine = setup({
       states: {
         choosing: {
           always: [
+            { guard: 'retryPending', target: 'retrying' },
             {
               guard: 'allStepsDone',
               target: '#run.succeeded',
@@ -223,12 +258,19 @@ export const runMachine = setup({
                 actions: ['stopStep', { type: 'checkpoint', params: stepSucceeded }, 'advance'],
               },
               {
+                guard: 'retryable',
+                target: 'retrying',
+                actions: ['stopStep', 'planRetry', { type: 'checkpoint', params: stepRetrying }],
+              },
+              {
                 target: '#run.failed',
                 actions: [
                   'stopStep',
                   {
                     type: 'setReason',
-                    params: ({ event }) => ({ reason: describeStepFailure(event) }),
+                    params: ({ context, event }) => ({
+                      reason: describeAttemptFailure(context, event),
+                    }),
                   },
                   { type: 'checkpoint', params: stepFailed },
                 ],
@@ -242,6 +284,28 @@ export const runMachine = setup({
                 { type: 'checkpoint', params: runCancelling },
                 'cancelStep',
                 { type: 'answer', params: ({ context, event }) => applied(context, event, 'cancelling') },
+              ],
+            },
+          },
+        },
+        retrying: {
+          // The run keeps its slot while it waits: the retry is the step still in progress, so
+          // the next attempt starts when it is due rather than behind the queue (a queue wait
+          // would stretch the backoff by however long other runs take), and the wait is short
+          // (at most an hour, see MAX_RETRY_DELAY_MS). Its due time is on the step row: a
+          // restarted daemon resumes the wait (src/runs/recovery.ts), delays are not restored.
+          description:
+            'The attempt failed and is retried: waiting for the next attempt to be due; no process runs.',
+          after: {
+            retryWait: { target: 'executing', actions: 'nextAttempt' },
+          },
+          on: {
+            'run.cancel': {
+              target: '#run.cancelled',
+              actions: [
+                { type: 'setReason', params: ({ event }) => ({ reason: `cancelled: ${event.reason}` }) },
+                { type: 'checkpoint', params: cancelledWhileRetrying },
+                { type: 'answer', params: ({ context, event }) => applied(context, event, 'cancelled') },
               ],
             },
           },

@@ -3,10 +3,13 @@ import { DaemonCommand } from '../../src/cli/base-command.js';
 import { connectToDaemon, targetProject } from '../../src/cli/daemon-client.js';
 import {
   checkRunId,
+  earlierAttemptRows,
   formatDateTime,
   formatValues,
+  outputLines,
   projectSuffix,
   renderTable,
+  retryLine,
   stateLine,
   stepDuration,
   waitingLines,
@@ -18,7 +21,8 @@ export default class RunsShow extends DaemonCommand {
   static override description =
     `Prints the run's state and reason, its current step, and — when it waits — the gate prompt or the input prompt with its fields (type, required or not), followed by the exact command that answers it (charter-daemon resume RUN_ID --approve, or charter-daemon submit-input RUN_ID --answers '{…}').
 Then every step with its state, attempt, duration and exit code, the run's inputs, the answers given so far and the outputs run steps wrote (secrets as ***).
---json prints the daemon's RunDetail as it is (run_id, workflow_id, state, reason, current_step, created_at, updated_at, finished_at, inputs, answers, waiting, steps; each step with its outputs).`;
+A run step that failed and is retried (retry: in plan.yml) is in state retrying until its next attempt: a line says when that starts, and the earlier attempts of retried steps are listed under the steps; the outputs an earlier attempt wrote are shown too, marked as not passed on (only a step's final, succeeded attempt passes its outputs to later steps).
+--json prints the daemon's RunDetail as it is (run_id, workflow_id, state, reason, current_step, created_at, updated_at, finished_at, inputs, answers, waiting, steps; each step with its outputs, retry_at and its earlier attempts, each with its outputs).`;
   static override examples = [
     '<%= config.bin %> runs show r01M895FFEVNRBYAD18R06K01NW',
     '<%= config.bin %> runs show r01M895FFEVNRBYAD18R06K01NW --json',
@@ -58,9 +62,15 @@ Then every step with its state, attempt, duration and exit code, the run's input
       for (const line of waitingLines(run.run_id, run.waiting, projectSuffix(target))) this.log(line);
     }
 
+    const now = Date.now();
+    const retrying = run.steps.map((step) => retryLine(step, now)).filter((line) => line !== null);
+    if (retrying.length > 0) {
+      this.log('');
+      for (const line of retrying) this.log(line);
+    }
+
     this.log('');
     this.log('steps:');
-    const now = Date.now();
     const rows = run.steps.map((step) => [
       step.id,
       step.kind,
@@ -77,6 +87,14 @@ Then every step with its state, attempt, duration and exit code, the run's input
     )) {
       this.log(`  ${line}`);
     }
+    const earlier = earlierAttemptRows(run.steps);
+    if (earlier.length > 0) {
+      this.log('');
+      this.log('earlier attempts:');
+      for (const line of renderTable(['STEP', 'ATTEMPT', 'DURATION', 'EXIT', 'REASON'], earlier)) {
+        this.log(`  ${line}`);
+      }
+    }
 
     this.log('');
     this.log(`inputs: ${formatValues(run.inputs)}`);
@@ -85,14 +103,10 @@ Then every step with its state, attempt, duration and exit code, the run's input
       this.log('answers:');
       for (const [stepId, values] of answered) this.log(`  ${stepId}: ${formatValues(values)}`);
     }
-    const written = run.steps.filter((step) => Object.keys(step.outputs ?? {}).length > 0);
+    const written = outputLines(run.steps);
     if (written.length > 0) {
       this.log('outputs:');
-      for (const step of written) {
-        // Only a succeeded step passes its outputs on; a failed one's are shown to say why.
-        const note = step.state === 'succeeded' ? '' : ` (${step.state}: not passed on)`;
-        this.log(`  ${step.id}: ${formatValues(step.outputs ?? {})}${note}`);
-      }
+      for (const line of written) this.log(`  ${line}`);
     }
     return undefined;
   }

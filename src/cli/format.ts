@@ -11,6 +11,9 @@ import { RunIdSchema } from '../protocol/runs.js';
 import type { OutputChunk } from '../protocol/steps.js';
 import { formatDuration } from './base-command.js';
 import type { ProjectTarget } from './daemon-client.js';
+import { renderTable } from './table.js';
+
+export { renderTable };
 
 // ---- run ids -----------------------------------------------------------------------------------
 
@@ -114,21 +117,6 @@ export function stepDuration(step: StepRecord, now = Date.now()): string {
   return formatMs(Date.parse(step.finished_at) - start);
 }
 
-// ---- tables ------------------------------------------------------------------------------------
-
-/** Left-aligned columns separated by two spaces; the last column is not padded. */
-export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
-  );
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column] ?? 0)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line)];
-}
-
 // ---- values ------------------------------------------------------------------------------------
 
 /** `name=value` pairs; strings are shown as JSON (quoted) so spaces and empty strings are visible. */
@@ -212,9 +200,7 @@ function describe(type: string, data: Data): string {
       return ` ${step ?? '?'}: ${outcome === 'exited' ? 'failed' : outcome}${code ? ` (${code})` : ''}${written}`;
     }
     case 'step.retrying':
-      return ` ${step ?? '?'}${data.attempt === undefined ? '' : ` (attempt ${String(data.attempt)})`}${
-        str(data.reason) ? `: ${str(data.reason)}` : ''
-      }`;
+      return ` ${step ?? '?'}: ${retryingText(data)}`;
     case 'run.waiting':
       return ` at ${str(data.kind) ?? 'step'} ${step ?? '?'}`;
     case 'gate.decided': {
@@ -240,6 +226,70 @@ function describe(type: string, data: Data): string {
       return pairs.length === 0 ? '' : ` ${pairs.join(' ')}`;
     }
   }
+}
+
+/**
+ * `attempt 1 failed (step_failed: exit code 3); attempt 2 of 4 in 5s (at 12:00:05)`, or for a step
+ * re-run after a restart `attempt 1 interrupted; attempt 2 next`.
+ */
+function retryingText(data: Data): string {
+  const attempt = typeof data.attempt === 'number' ? String(data.attempt) : '?';
+  const next = typeof data.next_attempt === 'number' ? String(data.next_attempt) : '?';
+  const reason = str(data.reason);
+  const failed = reason === 'interrupted' ? 'interrupted' : `failed${reason ? ` (${reason})` : ''}`;
+  const of = typeof data.max_attempts === 'number' ? ` of ${data.max_attempts}` : '';
+  const due = str(data.due_at);
+  const when =
+    typeof data.in_ms === 'number'
+      ? ` in ${formatMs(data.in_ms)}${due ? ` (at ${formatClock(due)})` : ''}`
+      : ' next';
+  return `attempt ${attempt} ${failed}; attempt ${next}${of}${when}`;
+}
+
+/** When a step waiting to retry starts its next attempt, as a line for `runs show`; null otherwise. */
+export function retryLine(step: StepRecord, now = Date.now()): string | null {
+  if (step.state !== 'retrying') return null;
+  const at = step.retry_at ?? null;
+  const when = at === null ? 'soon' : `at ${formatDateTime(at)} (${dueIn(Date.parse(at) - now)})`;
+  return `retrying step "${step.id}": attempt ${step.attempt} failed; attempt ${step.attempt + 1} starts ${when}`;
+}
+
+const dueIn = (ms: number): string => (ms > 0 ? `in ${formatMs(ms)}` : 'due now');
+
+/** Earlier attempts of retried steps, as rows of STEP, ATTEMPT, DURATION, EXIT, REASON. */
+export function earlierAttemptRows(steps: readonly StepRecord[]): string[][] {
+  return steps.flatMap((step) =>
+    (step.attempts ?? []).map((attempt) => [
+      step.id,
+      String(attempt.attempt),
+      attempt.started_at === null || attempt.finished_at === null
+        ? '-'
+        : formatMs(Date.parse(attempt.finished_at) - Date.parse(attempt.started_at)),
+      attempt.exit_code === null ? '-' : String(attempt.exit_code),
+      attempt.reason ?? '',
+    ]),
+  );
+}
+
+/**
+ * The outputs run steps wrote, one line each, for `runs show`: a step's earlier attempts first
+ * (never passed on), then its latest attempt, whose outputs are passed on only when it succeeded.
+ */
+export function outputLines(steps: readonly StepRecord[]): string[] {
+  return steps.flatMap((step) => {
+    const earlier = (step.attempts ?? [])
+      .filter((attempt) => Object.keys(attempt.outputs ?? {}).length > 0)
+      .map(
+        (attempt) =>
+          `${step.id} (attempt ${attempt.attempt}): ${formatValues(attempt.outputs ?? {})} (earlier attempt: not passed on)`,
+      );
+    const outputs = step.outputs ?? {};
+    if (Object.keys(outputs).length === 0) return earlier;
+    const which = earlier.length > 0 ? ` (attempt ${step.attempt})` : '';
+    // Only a succeeded step passes its outputs on; a failed one's are shown to say why.
+    const note = step.state === 'succeeded' ? '' : ` (${step.state}: not passed on)`;
+    return [...earlier, `${step.id}${which}: ${formatValues(outputs)}${note}`];
+  });
 }
 
 /** A transition as one line: `[HH:MM:SS] step.started build (attempt 1)`. */

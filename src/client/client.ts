@@ -213,6 +213,16 @@ export class CharterClient {
     return this.call('store.backup', params, options);
   }
 
+  /** The project's workflows (sorted by id), with whether each loads and its first problem if not. */
+  listWorkflows(options?: CallOptions): Promise<ControlResult<'workflows.list'>> {
+    return this.call('workflows.list', {}, options);
+  }
+
+  /** One workflow's inputs (types, defaults, required, secret) and steps; INVALID_WORKFLOW lists every problem. */
+  showWorkflow(workflowId: string, options?: CallOptions): Promise<ControlResult<'workflows.show'>> {
+    return this.call('workflows.show', { workflow_id: workflowId }, options);
+  }
+
   // ---- any method ---------------------------------------------------------------------------
 
   /** Calls a method answered once; its result is validated against the method's schema. */

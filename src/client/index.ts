@@ -42,6 +42,12 @@ export type {
   StepRecord,
   Waiting,
 } from '../protocol/runs.js';
+export type {
+  WorkflowDetail,
+  WorkflowStep,
+  WorkflowSummary,
+  WorkflowsListResult,
+} from '../protocol/workflows.js';
 export {
   type CallOptions,
   CharterClient,

@@ -117,6 +117,17 @@ export const errorCatalogue = {
     hint: 'In scripts and pipes use `charter-daemon status` or `charter-daemon runs list` (both take --json).',
     exitCode: 2,
   },
+  // The gateway conformance kit (`gateway-check`).
+  GATEWAY_UNREACHABLE: {
+    title: 'nothing answers at the gateway address',
+    hint: 'Check the URL (scheme, host, port) and that the gateway is listening, then run `charter-daemon gateway-check URL` again.',
+    exitCode: 1,
+  },
+  CHECK_ONLY: {
+    title: 'received by charter-daemon gateway-check, which applies no command',
+    hint: 'The command reached a conformance check, not a daemon: queue it again for the real daemon.',
+    exitCode: 1,
+  },
   // Workflows and runs.
   UNKNOWN_WORKFLOW: {
     title: 'unknown workflow',

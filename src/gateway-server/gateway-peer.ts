@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
+import { rawLength, rawText } from '../gateway/ws-data.js';
 import {
   CloseCode,
   type CommandFrame,
@@ -55,7 +56,37 @@ export interface GatewayPeerOptions {
   onFrame?: (record: FrameRecord) => void;
   /** Called for connection-level happenings (upgrade refused, connection opened/closed). */
   onNote?: (note: string) => void;
+  /** Deliberate protocol violations, for tests and demos only (see `GatewayMisbehaviour`). */
+  misbehave?: GatewayMisbehaviour;
+  // ---- for the dev gateway (`charter-daemon dev-gateway`) ----
+  /** Called once for every event newly stored, in seq order (never for a duplicate). */
+  onEvent?: (event: UpEvent) => void;
+  /** Called when a connection is welcomed, fails (the gateway sent `error` and closes), or closes. */
+  onConnection?: (change: ConnectionChange) => void;
+  /**
+   * For a gateway that keeps nothing across its own restarts: a hello of the stored (or first)
+   * daemon whose `down_applied` is past the last dseq moves the command queue on to it (those
+   * commands are stored at the daemon; they cannot be resent from here anyway), instead of
+   * refusing the cursor with 4006 (docs/protocol.md, "`down_applied` in `hello`").
+   */
+  adoptDownApplied?: boolean;
 }
+
+/** The daemon's `hello`, as the gateway received it. */
+export type DaemonHello = Extract<UpFrame, { op: 'hello' }>;
+
+/** What became of a connection, for `onConnection`. */
+export type ConnectionChange =
+  | { readonly kind: 'welcomed'; readonly connId: string; readonly hello: DaemonHello }
+  | {
+      readonly kind: 'failed';
+      readonly connId: string;
+      readonly code: number;
+      readonly message: string;
+      /** The connection's hello, when it sent one. */
+      readonly hello: DaemonHello | null;
+    }
+  | { readonly kind: 'closed'; readonly record: ConnectionRecord };
 
 export interface FrameRecord {
   readonly dir: 'in' | 'out';
@@ -151,6 +182,7 @@ export class GatewayPeer {
   readonly #onFrame: ((record: FrameRecord) => void) | undefined;
   readonly #onNote: ((note: string) => void) | undefined;
   readonly #wss: WebSocketServer;
+  readonly #devHooks: DevHooks;
 
   #tokenHash: Buffer;
   #server: Server | null = null;
@@ -177,6 +209,9 @@ export class GatewayPeer {
   #zombie = false;
   #closeMidBatch = false;
   #dropAt: DropPoint | null = null;
+  readonly #misbehave: GatewayMisbehaviour;
+  /** Highest dseq ever sent on any connection (only `misbehave.noCommandResend` reads it). */
+  #everSentDseq = 0;
 
   private constructor(options: GatewayPeerOptions, port: number, wss: WebSocketServer) {
     this.#port = port;
@@ -187,7 +222,9 @@ export class GatewayPeer {
     this.#credit = options.initialCredit ?? 1000;
     this.#onFrame = options.onFrame;
     this.#onNote = options.onNote;
+    this.#misbehave = options.misbehave ?? {};
     this.#wss = wss;
+    this.#devHooks = devHooksOf(options);
     this.url = `http://${HOST}:${port}${this.#basePath}`;
   }
 
@@ -215,7 +252,8 @@ export class GatewayPeer {
       maxPayload: maxFrame,
       perMessageDeflate: false,
       clientTracking: false,
-      handleProtocols: (protocols) => (protocols.has(GATEWAY_SUBPROTOCOL) ? GATEWAY_SUBPROTOCOL : false),
+      handleProtocols: (protocols) =>
+        protocols.has(GATEWAY_SUBPROTOCOL) ? selectedSubprotocol(options.misbehave) : false,
     });
     wss.on('error', () => {});
     const server = createServer();
@@ -552,6 +590,7 @@ export class GatewayPeer {
       this.#conns.delete(conn);
       if (this.#current === conn) this.#current = null;
       this.#note(`${record.connId} closed with ${record.closedWith}`);
+      this.#devClosed(record);
     });
     conn.tick = setInterval(() => this.#onTick(conn), Math.max(25, Math.floor(this.#hbMs / 4)));
     if (this.#zombie) ws.pause();
@@ -588,7 +627,7 @@ export class GatewayPeer {
       this.#protocolError(conn, CloseCode.invalidFrame, 'binary message (charter.v1 is text JSON only)');
       return;
     }
-    const text = rawToString(data);
+    const text = rawText(data);
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -641,6 +680,7 @@ export class GatewayPeer {
       this.#protocolError(conn, CloseCode.invalidFrame, 'second hello on one connection');
       return;
     }
+    this.#devHello(conn, hello);
     conn.record.daemonId = hello.daemon_id;
     conn.record.epoch = hello.epoch;
     if (hello.protocol !== GATEWAY_PROTOCOL_VERSION) {
@@ -706,9 +746,12 @@ export class GatewayPeer {
     conn.grantedLimit = upLimit;
     conn.ackedUp = upCommitted;
     conn.lastPingSent = Date.now();
-    conn.sentDseq = hello.down_applied;
+    conn.sentDseq = this.#misbehave.noCommandResend
+      ? Math.max(hello.down_applied, this.#everSentDseq)
+      : hello.down_applied;
     conn.lastCack = hello.down_applied;
     this.#flushCommands(conn);
+    this.#devHooks.onConnection?.({ kind: 'welcomed', connId: conn.record.connId, hello });
   }
 
   #onEvents(conn: Conn, events: UpEvent[]): void {
@@ -750,6 +793,10 @@ export class GatewayPeer {
     let duplicates = 0;
     let max = this.storedMax();
     for (const event of events) {
+      if (event.seq <= max && this.#misbehave.noDedupe) {
+        fresh.push(event); // misbehaving: a resent event is stored again, as if it were new
+        continue;
+      }
       if (event.seq <= max) {
         duplicates += 1;
         const stored =
@@ -763,7 +810,7 @@ export class GatewayPeer {
         }
         continue;
       }
-      if (event.seq > conn.grantedLimit) {
+      if (event.seq > conn.grantedLimit && !this.#misbehave.ignoreCredit) {
         return {
           ok: false,
           code: CloseCode.flowControl,
@@ -788,6 +835,7 @@ export class GatewayPeer {
     this.#conflicts.push(...check.conflicts);
     for (const event of check.fresh) {
       this.events.push(event);
+      this.#devHooks.onEvent?.(event);
       if (event.run_id === null) {
         if (event.run_seq !== null) {
           this.#runSeqViolations.push(`seq ${event.seq}: run_seq ${event.run_seq} without a run_id`);
@@ -833,6 +881,9 @@ export class GatewayPeer {
     if (this.#send(conn, { op: 'ack', up, up_limit: upLimit })) {
       conn.ackedUp = up;
       conn.grantedLimit = Math.max(conn.grantedLimit, upLimit);
+      // misbehaving: a second, smaller ack right after the real one
+      if (this.#misbehave.ackBackwards && up > 0)
+        this.#send(conn, { op: 'ack', up: up - 1, up_limit: upLimit });
     }
   }
 
@@ -845,6 +896,7 @@ export class GatewayPeer {
         command.frame === null ? this.#sendText(conn, command.text) : this.#send(conn, command.frame);
       if (!sent) return;
       conn.sentDseq = command.dseq;
+      this.#everSentDseq = Math.max(this.#everSentDseq, command.dseq);
     }
   }
 
@@ -877,6 +929,7 @@ export class GatewayPeer {
   /** `error {code, message}`, then a close with `code`. */
   #fail(conn: Conn, code: number, message: string): void {
     if (conn.closing) return;
+    this.#devFailed(conn, code, message);
     this.#send(conn, { op: 'error', code, message });
     this.#closeConn(conn, code, message);
   }
@@ -923,6 +976,57 @@ export class GatewayPeer {
   #note(note: string): void {
     this.#onNote?.(note);
   }
+
+  // ---- for the dev gateway -------------------------------------------------------------------
+
+  /** The daemon whose stream this gateway stores (the first one welcomed), or null. */
+  storedDaemonId(): string | null {
+    return this.#daemonId;
+  }
+
+  /** The hello of the connection, kept while it is open, and the cursor adopted if asked to. */
+  #devHello(conn: Conn, hello: DaemonHello): void {
+    this.#devHooks.hellos.set(conn.record.connId, hello);
+    const ours = this.#daemonId === null || this.#daemonId === hello.daemon_id;
+    if (!this.#devHooks.adoptDownApplied || !ours || hello.protocol !== GATEWAY_PROTOCOL_VERSION) return;
+    // A holey array: the skipped dseqs hold nothing and are never sent (the daemon has them).
+    if (hello.down_applied > this.#commands.length && hello.down_applied <= MAX_ADOPTED_DSEQ) {
+      this.#note(
+        `${conn.record.connId}: adopted down_applied ${hello.down_applied} (was ${this.#commands.length})`,
+      );
+      this.#commands.length = hello.down_applied;
+    }
+  }
+
+  #devFailed(conn: Conn, code: number, message: string): void {
+    const hello = this.#devHooks.hellos.get(conn.record.connId) ?? null;
+    this.#devHooks.onConnection?.({ kind: 'failed', connId: conn.record.connId, code, message, hello });
+  }
+
+  #devClosed(record: ConnectionRecord): void {
+    this.#devHooks.hellos.delete(record.connId);
+    this.#devHooks.onConnection?.({ kind: 'closed', record });
+  }
+}
+
+/** The dev gateway's options, and the hellos of open connections. */
+interface DevHooks {
+  readonly onEvent: ((event: UpEvent) => void) | undefined;
+  readonly onConnection: ((change: ConnectionChange) => void) | undefined;
+  readonly adoptDownApplied: boolean;
+  readonly hellos: Map<string, DaemonHello>;
+}
+
+/** The largest down_applied `adoptDownApplied` takes (an array index; a bigger one is refused as before). */
+const MAX_ADOPTED_DSEQ = 2 ** 31;
+
+function devHooksOf(options: GatewayPeerOptions): DevHooks {
+  return {
+    onEvent: options.onEvent,
+    onConnection: options.onConnection,
+    adoptDownApplied: options.adoptDownApplied === true,
+    hellos: new Map(),
+  };
 }
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -992,17 +1096,6 @@ function listen(server: Server, port: number): Promise<number> {
   });
 }
 
-function rawToString(data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString();
-  if (data instanceof ArrayBuffer) return Buffer.from(data).toString();
-  return data.toString();
-}
-
-function rawLength(data: RawData): number {
-  if (Array.isArray(data)) return data.reduce((sum, chunk) => sum + chunk.length, 0);
-  return data.byteLength;
-}
-
 function parseOrRaw(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -1029,4 +1122,35 @@ function truncateUtf8(text: string, maxBytes: number): string {
 function closeCodeName(code: number): string {
   const entry = Object.entries(CloseCode).find(([, value]) => value === code);
   return entry?.[0] ?? `closed with ${code}`;
+}
+
+// ---- misbehaviour (tests and demos only) ---------------------------------------------------
+
+/**
+ * Ways to make the test gateway break one rule of charter.v1 on purpose, so that a check (the
+ * conformance kit `gateway-check`, a test) can be shown to catch it. For tests and demos only:
+ * no real gateway should have any of these. Each breaks exactly one rule of docs/protocol.md.
+ */
+export interface GatewayMisbehaviour {
+  /**
+   * The subprotocol selected when `charter.v1` is offered ("The upgrade request"); '' selects
+   * none. A client that does not offer `charter.v1` is still refused with 400.
+   */
+  subprotocol?: string;
+  /** After every ack, a second ack with `up` one lower ("`ack`": acks are cumulative). */
+  ackBackwards?: boolean;
+  /** Events past `up_limit` are stored and acked instead of closing with 4008 ("Credit"). */
+  ignoreCredit?: boolean;
+  /** A resent event (seq already stored) is stored again as new ("Resend after reconnect"). */
+  noDedupe?: boolean;
+  /**
+   * A command is sent once, on one connection, and never again, whatever `hello.down_applied`
+   * says ("`down_applied` in `hello`": the gateway resends every command with a larger dseq).
+   */
+  noCommandResend?: boolean;
+}
+
+function selectedSubprotocol(misbehave: GatewayMisbehaviour | undefined): string | false {
+  const selected = misbehave?.subprotocol ?? GATEWAY_SUBPROTOCOL;
+  return selected === '' ? false : selected;
 }

@@ -24,6 +24,7 @@ import {
 } from '../protocol/gateway.js';
 import type { Store } from '../store/store.js';
 import { readCommand, sealForInbox } from './command-frame.js';
+import { daemonEndpoint } from './endpoint.js';
 
 /** Writes pause while more than this is waiting in the socket's buffer. */
 export const MAX_BUFFERED_BYTES = 1024 * 1024;
@@ -55,13 +56,7 @@ export interface TransportCounters {
   connected(outcome: ConnectOutcome): void;
 }
 
-/** `http://h:p/base` → `ws://h:p/base/v1/daemon` (https → wss). */
-export function daemonEndpoint(gatewayUrl: string): string {
-  const url = new URL(gatewayUrl);
-  url.protocol = url.protocol === 'https:' || url.protocol === 'wss:' ? 'wss:' : 'ws:';
-  url.pathname = `${url.pathname.replace(/\/+$/, '')}/v1/daemon`;
-  return url.toString();
-}
+export { daemonEndpoint };
 
 /**
  * A close reason within the 123 bytes WebSocket allows (ws throws past it), cut on a character

@@ -8,8 +8,9 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createWebSocketInspector } from '@statelyai/inspect';
-import { type RawData, WebSocket, WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import type { InspectionEvent } from 'xstate';
+import { rawText } from '../gateway/ws-data.js';
 import { DEFAULT_UI_URL, pageHtml, parseUiUrl, REPLAY_MAX_MESSAGES } from './page.js';
 import { MAX_PAYLOAD_BYTES, redactSecrets, sanitizeInspectionEvent } from './redact.js';
 
@@ -89,12 +90,6 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-function rawToString(data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString();
-  if (data instanceof ArrayBuffer) return Buffer.from(data).toString();
-  return data.toString();
-}
-
 export async function startInspectorRelay(options: InspectorRelayOptions = {}): Promise<InspectorRelay> {
   const requestedPort = options.port ?? 0;
   if (!Number.isInteger(requestedPort) || requestedPort < 0 || requestedPort > 65_535) {
@@ -166,7 +161,7 @@ export async function startInspectorRelay(options: InspectorRelayOptions = {}): 
     for (const { registration } of actors.values()) ws.send(registration);
     for (const { snapshot } of actors.values()) if (snapshot !== null) ws.send(snapshot);
     for (const message of replay) ws.send(message);
-    ws.on('message', (data) => broadcast(ws, rawToString(data)));
+    ws.on('message', (data) => broadcast(ws, rawText(data)));
   });
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {

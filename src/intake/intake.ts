@@ -32,6 +32,7 @@ import type { Store } from '../store/store.js';
 import { isCorruptionError } from '../store/store-errors.js';
 import type { StoreHealth } from '../store/store-health.js';
 import type { WorkflowCatalog } from '../workflow/catalog.js';
+import { describeWorkflow, listWorkflows } from '../workflow/describe.js';
 import { checkAnswers, coerceInputs } from '../workflow/values.js';
 
 export interface CallIo {
@@ -314,6 +315,15 @@ export function createIntake(deps: IntakeDeps): Intake {
             (error: unknown) => fail(io, error),
           );
           return;
+        case 'workflows.list':
+          io.reply({ result: listWorkflows(catalog) });
+          return;
+        case 'workflows.show': {
+          const { workflow_id } = call.params as ControlParams<'workflows.show'>;
+          // Throws UNKNOWN_WORKFLOW (listing the known ids) or INVALID_WORKFLOW with every problem.
+          io.reply({ result: describeWorkflow(catalog.get(workflow_id)) });
+          return;
+        }
         case 'watch': {
           if (deps.watch === undefined) throw new CharterError('INTERNAL', 'watch is not available');
           const stop = deps.watch.open(call.params as ControlParams<'watch'>, (update) =>

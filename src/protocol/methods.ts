@@ -29,6 +29,12 @@ import {
   RunsListParamsSchema,
   RunsListResultSchema,
 } from './runs.js';
+import {
+  WorkflowDetailSchema,
+  WorkflowsListParamsSchema,
+  WorkflowsListResultSchema,
+  WorkflowsShowParamsSchema,
+} from './workflows.js';
 
 export const methodParams = {
   status: StatusParamsSchema,
@@ -44,6 +50,8 @@ export const methodParams = {
   watch: WatchParamsSchema,
   'store.prune': StorePruneParamsSchema,
   'store.backup': StoreBackupParamsSchema,
+  'workflows.list': WorkflowsListParamsSchema,
+  'workflows.show': WorkflowsShowParamsSchema,
 } as const;
 
 export type ControlMethod = keyof typeof methodParams;
@@ -67,6 +75,8 @@ export const methodResults = {
   watch: WatchUpdateSchema,
   'store.prune': PruneReportSchema,
   'store.backup': StoreBackupResultSchema,
+  'workflows.list': WorkflowsListResultSchema,
+  'workflows.show': WorkflowDetailSchema,
 } as const satisfies Record<ControlMethod, z.ZodMiniType>;
 
 export type ControlResult<M extends ControlMethod> = z.infer<(typeof methodResults)[M]>;

@@ -135,10 +135,35 @@ export const RunSummarySchema = z.object({
 });
 export type RunSummary = z.infer<typeof RunSummarySchema>;
 
+/** An earlier attempt of a step that was retried (the step's own fields are its latest attempt). */
+export const AttemptRecordSchema = z.object({
+  attempt: z.int(),
+  started_at: z.nullable(z.string()),
+  finished_at: z.nullable(z.string()),
+  exit_code: z.nullable(z.int()),
+  reason: z.nullable(z.string()),
+  /**
+   * What this attempt wrote to CHARTER_OUTPUT (name → value; a `secret` is `"***"`); `{}` when
+   * none. Never passed on: only the step's final, succeeded attempt passes its outputs on.
+   * Optional: daemons before step outputs do not send it.
+   */
+  outputs: z.optional(JsonObject),
+});
+export type AttemptRecord = z.infer<typeof AttemptRecordSchema>;
+
 export const StepRecordSchema = z.object({
   id: z.string(),
   kind: z.enum(['run', 'gate', 'input']),
-  state: z.enum(['pending', 'running', 'waiting', 'succeeded', 'failed', 'cancelled', 'interrupted']),
+  state: z.enum([
+    'pending',
+    'running',
+    'waiting',
+    'retrying',
+    'succeeded',
+    'failed',
+    'cancelled',
+    'interrupted',
+  ]),
   attempt: z.int(),
   started_at: z.nullable(z.string()),
   finished_at: z.nullable(z.string()),
@@ -149,6 +174,10 @@ export const StepRecordSchema = z.object({
    * `"***"`); `{}` when none. Optional: daemons before step outputs do not send it.
    */
   outputs: z.optional(JsonObject),
+  /** While the step waits to retry (state `retrying`): when its next attempt starts. */
+  retry_at: z.optional(z.nullable(z.string())),
+  /** The step's earlier attempts, oldest first (retried, or re-run after a restart). */
+  attempts: z.optional(z.array(AttemptRecordSchema)),
 });
 export type StepRecord = z.infer<typeof StepRecordSchema>;
 

@@ -2,7 +2,9 @@
  * Start-up recovery of runs. Waiting runs come back waiting (their gate or input can still be
  * answered); queued runs come back queued; a run that was executing a step when the previous
  * daemon died has its leftover processes killed, then fails with reason `interrupted` — unless
- * the step says `retry_on_restart: true`, in which case it is queued to run the step again.
+ * the step says `retry_on_restart: true`, in which case it is queued to run the step again. A
+ * run whose step was waiting to retry (`retry:`) had no process: it resumes the wait from the
+ * due time stored with its `step.retrying`, neither restarting it nor skipping it.
  */
 import type { Logger } from 'pino';
 import type { FinishedCounts } from '../../machines/daemon.machine.js';
@@ -54,12 +56,13 @@ export async function recoverRuns(
       log.warn({ reason }, 'recovered run failed: its workflow cannot be loaded');
       continue;
     }
-    const entry = (resume: RunInput['resume'], attempt = record.attempt): RunInput => ({
+    const entry = (resume: RunInput['resume'], attempt = record.attempt, retryDueAt?: number): RunInput => ({
       runId: record.runId,
       plan: workflow,
       stepIndex: record.stepIndex,
       attempt,
       resume,
+      ...(retryDueAt === undefined ? {} : { retryDueAt }),
     });
     if (record.state === 'queued') {
       restored.push(entry('queued'));
@@ -67,7 +70,7 @@ export async function recoverRuns(
       restored.push(entry('waiting'));
     } else {
       const resumed = recoverExecuting(store, record, workflow, log, killed.get(record.runId) ?? 0);
-      if (resumed !== null) restored.push(entry('queued', resumed));
+      if (resumed !== null) restored.push(entry('queued', resumed.attempt, resumed.retryDueAt));
     }
   }
   const counts = store.runs.counts();
@@ -82,24 +85,40 @@ export async function recoverRuns(
   };
 }
 
-/** A run that was running or cancelling: returns the attempt to re-queue it with, or null if it ended. */
+/**
+ * A run that was running or cancelling: returns the attempt to re-queue it with (and, for a step
+ * waiting to retry, when that attempt is due), or null if it ended.
+ */
 function recoverExecuting(
   store: Store,
   record: RunRecord,
   workflow: Workflow,
   log: Logger,
   killed: number,
-): number | null {
+): { attempt: number; retryDueAt?: number } | null {
   const step = workflow.steps[record.stepIndex];
-  const stepState = store.runs.get(record.runId)?.steps[record.stepIndex]?.state;
+  const stepRecord = store.runs.get(record.runId)?.steps[record.stepIndex];
+  const stepState = stepRecord?.state;
   const idx = record.stepIndex;
+  if (record.state === 'running' && stepState === 'retrying') {
+    // No process was running: nothing is lost and nothing to record. The run stays `running` in
+    // the store and waits for what is left of the wait once it has its slot again. A due time
+    // that cannot be read (a salvaged store) counts as due now.
+    const due = Date.parse(stepRecord?.retry_at ?? '');
+    const retryDueAt = Number.isNaN(due) ? Date.now() : due;
+    log.info(
+      { attempt: record.attempt + 1, dueAt: new Date(retryDueAt).toISOString() },
+      'recovered run resumes waiting to retry its step',
+    );
+    return { attempt: record.attempt, retryDueAt };
+  }
   if (record.state === 'running' && (step === undefined || stepState === 'pending')) {
     // Between two steps (or after the last): nothing was executing, so nothing was lost.
     store.runs.record(record.runId, { state: 'queued' }, [
       { type: 'run.requeued', data: { reason: 'daemon restarted between steps', killed_processes: killed } },
     ]);
     log.info('recovered run re-queued: it was between steps');
-    return record.attempt;
+    return { attempt: record.attempt };
   }
   if (record.state === 'cancelling') {
     store.runs.record(
@@ -124,13 +143,19 @@ function recoverExecuting(
       [
         {
           type: 'step.retrying',
-          data: { step_id: step.id, attempt, reason: 'interrupted', killed_processes: killed },
+          data: {
+            step_id: step.id,
+            attempt: record.attempt,
+            next_attempt: attempt,
+            reason: 'interrupted',
+            killed_processes: killed,
+          },
         },
       ],
       [{ idx, state: 'interrupted', finishedAt: now(), reason: 'interrupted' }],
     );
     log.info({ killed, attempt }, 'recovered run re-queued: its step is retry_on_restart');
-    return attempt;
+    return { attempt };
   }
   store.runs.record(
     record.runId,

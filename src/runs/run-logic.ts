@@ -152,8 +152,10 @@ export function createRunLogic(deps: RunLogicDeps) {
       if (cp.step.exitCode !== undefined) step.exitCode = cp.step.exitCode;
       if (cp.step.reason !== undefined) step.reason = cp.step.reason;
       if (cp.step.started) step.startedAt = iso;
-      if (cp.step.finished) step.finishedAt = iso;
+      if (cp.step.finished !== undefined) step.finishedAt = cp.step.finished ? iso : null;
       if (cp.step.outputs !== undefined) step.outputs = cp.step.outputs;
+      if (cp.step.retryAt !== undefined) step.retryAt = cp.step.retryAt;
+      if (cp.step.archiveAttempt) step.archiveAttempt = true;
       steps.push(step);
     }
     const events = cp.followedBy === undefined ? [cp.event] : [cp.event, cp.followedBy];

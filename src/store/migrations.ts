@@ -135,11 +135,43 @@ export const migrations: readonly Migration[] = [
   },
   {
     version: 5,
+    name: 'step retries: the retrying state, the due time and earlier attempts',
+    up: `
+      -- A run step that failed and is retried (retry: in plan.yml) waits in state 'retrying'
+      -- until retry_at (ISO 8601), which a restarted daemon resumes the wait from; attempts
+      -- keeps the earlier attempts (JSON list of {attempt, started_at, finished_at, exit_code,
+      -- reason}). SQLite cannot change a CHECK constraint: the table is rebuilt.
+      CREATE TABLE steps_v5 (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        idx INTEGER NOT NULL,
+        step_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('run', 'gate', 'input')),
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN
+          ('pending', 'running', 'waiting', 'retrying', 'succeeded', 'failed', 'cancelled', 'interrupted')),
+        attempt INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT,
+        finished_at TEXT,
+        exit_code INTEGER,
+        reason TEXT,
+        retry_at TEXT,
+        attempts TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (run_id, idx)
+      ) STRICT;
+      INSERT INTO steps_v5 (run_id, idx, step_id, kind, state, attempt, started_at, finished_at, exit_code, reason)
+        SELECT run_id, idx, step_id, kind, state, attempt, started_at, finished_at, exit_code, reason FROM steps;
+      DROP TABLE steps;
+      ALTER TABLE steps_v5 RENAME TO steps;
+    `,
+  },
+  {
+    version: 6,
     name: 'step outputs',
     up: `
       -- What the step's latest ended attempt wrote to CHARTER_OUTPUT: a JSON object name -> value
       -- (secret values sealed), or NULL when it wrote none or has not ended. A succeeded step's
-      -- outputs are what later steps of the run see, after any restart.
+      -- outputs are what later steps of the run see, after any restart. An attempt that is
+      -- retried keeps its outputs in its entry of attempts (key "outputs"); entries archived
+      -- before this migration have none.
       ALTER TABLE steps ADD COLUMN outputs TEXT;
     `,
   },

@@ -11,6 +11,7 @@ import { CharterError } from '../errors/charter-error.js';
 import { type RunCounts, type RunState, RunStateSchema } from '../protocol/control.js';
 import { emptyRunCounts } from '../protocol/run-counts.js';
 import type {
+  AttemptRecord,
   LogEntry,
   RunDetail,
   RunSummary,
@@ -52,6 +53,13 @@ export interface StepPatch {
   reason?: string | null;
   /** The outputs of the attempt that ended (secret values sealed); null clears them. */
   outputs?: Readonly<Record<string, unknown>> | null;
+  /** When the next attempt is due, while the step waits to retry (ISO 8601). */
+  retryAt?: string | null;
+  /**
+   * A new attempt starts: first append the attempt the row holds (its attempt, start, end, exit
+   * code, reason and outputs, as stored) to the step's `attempts`, in the same statement.
+   */
+  archiveAttempt?: boolean;
 }
 
 /** A run as the engine sees it (camelCase, with its bookkeeping). */
@@ -139,6 +147,9 @@ interface StepRow {
   finished_at: string | null;
   exit_code: number | null;
   reason: string | null;
+  retry_at: string | null;
+  /** JSON list of AttemptRecord (secret outputs sealed). */
+  attempts: string;
   outputs: string | null;
 }
 
@@ -193,6 +204,9 @@ interface UpdateStepParams {
   reason: string | null;
   set_outputs: Flag;
   outputs: string | null;
+  set_retry_at: Flag;
+  retry_at: string | null;
+  archive_attempt: Flag;
 }
 
 export class RunStore {
@@ -262,20 +276,28 @@ export class RunStore {
        WHERE run_id = @run_id
        RETURNING last_run_seq`,
     );
+    // Every right-hand side reads the row as it was: `attempts` archives the previous attempt.
     this.updateStepStmt = db.prepare(
       `UPDATE steps SET
+         attempts = CASE WHEN @archive_attempt AND started_at IS NOT NULL
+           THEN json_insert(attempts, '$[#]', json_object('attempt', attempt, 'started_at', started_at,
+             'finished_at', finished_at, 'exit_code', exit_code, 'reason', reason,
+             'outputs', json(coalesce(outputs, '{}'))))
+           ELSE attempts END,
          state = coalesce(@state, state),
          attempt = coalesce(@attempt, attempt),
          started_at = CASE WHEN @set_started_at THEN @started_at ELSE started_at END,
          finished_at = CASE WHEN @set_finished_at THEN @finished_at ELSE finished_at END,
          exit_code = CASE WHEN @set_exit_code THEN @exit_code ELSE exit_code END,
          reason = CASE WHEN @set_reason THEN @reason ELSE reason END,
+         retry_at = CASE WHEN @set_retry_at THEN @retry_at ELSE retry_at END,
          outputs = CASE WHEN @set_outputs THEN @outputs ELSE outputs END
        WHERE run_id = @run_id AND idx = @idx`,
     );
     this.getRunStmt = db.prepare('SELECT * FROM runs WHERE run_id = ?');
     this.getStepsStmt = db.prepare(
-      `SELECT step_id, kind, state, attempt, started_at, finished_at, exit_code, reason, outputs
+      `SELECT step_id, kind, state, attempt, started_at, finished_at, exit_code, reason, retry_at, attempts,
+         outputs
        FROM steps WHERE run_id = ? ORDER BY idx`,
     );
     // Only a succeeded step passes its outputs on (a failed or retried attempt's stay its own).
@@ -499,6 +521,9 @@ export class RunStore {
       reason: step.reason ?? null,
       set_outputs: flag(step.outputs),
       outputs: step.outputs == null ? null : encodeJson(step.outputs, 'outputs'),
+      set_retry_at: flag(step.retryAt),
+      retry_at: step.retryAt ?? null,
+      archive_attempt: step.archiveAttempt === true ? 1 : 0,
     });
     // A patch for a step the run does not have is a bug in the caller: refuse the whole record
     // rather than silently drop part of a checkpoint.
@@ -584,10 +609,15 @@ function toDetail(row: RunRow, steps: readonly StepRow[]): RunDetail {
     inputs: redactSealed(JSON.parse(row.inputs) as Record<string, unknown>),
     answers: redactSealed(JSON.parse(row.answers) as Record<string, Record<string, unknown>>),
     waiting: row.waiting === null ? null : (JSON.parse(row.waiting) as Waiting),
-    steps: steps.map(({ step_id, outputs, ...rest }) => ({
+    steps: steps.map(({ step_id, attempts, outputs, ...rest }) => ({
       id: step_id,
       ...rest,
-      // Secrets as `***`, like inputs and answers.
+      // Secrets as `***`, like inputs and answers; an attempt archived before the store had
+      // outputs (schema 5) wrote none.
+      attempts: (JSON.parse(attempts) as AttemptRecord[]).map((attempt) => ({
+        ...attempt,
+        outputs: redactSealed(attempt.outputs ?? {}),
+      })),
       outputs: outputs === null ? {} : redactSealed(JSON.parse(outputs) as Record<string, unknown>),
     })),
     finished_at: row.finished_at,

@@ -262,12 +262,17 @@ export function recoverStore(storePath: string, identityPath: string, now: Date 
     'runs',
     'run_id, workflow_id, state, reason, current_step, step_index, attempt, waiting, inputs, answers, last_run_seq, created_at, updated_at, finished_at',
   );
-  // A store from before step outputs (schema 5) has no outputs column: its steps have none.
+  // Columns later migrations added: a store from before retries (schema 4) has no retry_at and
+  // attempts, one from before step outputs (schema 5) no outputs; their steps have none.
+  const laterColumn = (column: string, absent: string): string =>
+    old !== undefined && hasColumn(old, 'steps', column) ? column : `${absent} AS ${column}`;
   const steps = read<Record<string, unknown> & { _rowid: number }>(
     'steps',
-    `run_id, idx, step_id, kind, state, attempt, started_at, finished_at, exit_code, reason, ${
-      old !== undefined && hasColumn(old, 'steps', 'outputs') ? 'outputs' : 'NULL AS outputs'
-    }`,
+    `run_id, idx, step_id, kind, state, attempt, started_at, finished_at, exit_code, reason, ${[
+      laterColumn('retry_at', 'NULL'),
+      laterColumn('attempts', "'[]'"),
+      laterColumn('outputs', 'NULL'),
+    ].join(', ')}`,
   );
   const journal = read<Record<string, unknown> & { _rowid: number }>(
     'journal',
@@ -334,17 +339,18 @@ export function recoverStore(storePath: string, identityPath: string, now: Date 
     }
     const insertStep = db.prepare(
       `INSERT INTO steps (run_id, idx, step_id, kind, state, attempt, started_at, finished_at, exit_code, reason,
-         outputs)
+         retry_at, attempts, outputs)
        VALUES (@run_id, @idx, @step_id, @kind, @state, @attempt, @started_at, @finished_at, @exit_code, @reason,
-         @outputs)`,
+         @retry_at, @attempts, @outputs)`,
     );
     for (const { _rowid, ...row } of steps.rows) {
       if (!runIds.has(String(row.run_id))) {
         unusable.steps += 1;
         continue;
       }
-      // Damaged outputs are dropped; the step itself is kept.
+      // Damaged outputs or history are dropped; the step itself is kept.
       if (!jsonColumns(row, [], ['outputs'])) row.outputs = null;
+      if (!jsonList(row.attempts)) row.attempts = '[]';
       tryInsert('steps', insertStep, row);
     }
     const insertEntry = db.prepare(
@@ -408,6 +414,15 @@ function hasColumn(db: Database.Database, table: string, column: string): boolea
       .prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`)
       .all()
       .some((row) => row.name === column);
+  } catch {
+    return false;
+  }
+}
+
+/** A salvaged column holds a JSON list (the steps' attempts history). */
+function jsonList(value: unknown): boolean {
+  try {
+    return Array.isArray(JSON.parse(String(value)));
   } catch {
     return false;
   }

@@ -51,6 +51,37 @@ export interface RunStep {
    * names, all strings. See src/workflow/step-outputs.ts.
    */
   readonly outputs: Readonly<Record<string, FieldSpec>> | null;
+  /** Automatic retries of a failed attempt (`retry:`); null: a failed attempt fails the run. */
+  readonly retry: RetryPolicy | null;
+}
+
+/**
+ * `retry:` of a run step. Attempt n (1, 2, …) that fails as `on` says is followed, after
+ * min(delayMs × backoff^(n−1), maxDelayMs), by attempt n + 1, up to attempt limit + 1.
+ */
+export interface RetryPolicy {
+  /** Retries after the first attempt (1–10): the step runs at most limit + 1 times. */
+  readonly limit: number;
+  /** The wait before the first retry. */
+  readonly delayMs: number;
+  /** Each further wait is the previous one times this (≥ 1; 1: a constant wait). */
+  readonly backoff: number;
+  /** No wait is longer than this. */
+  readonly maxDelayMs: number;
+  readonly on: RetryOn;
+}
+
+/** Which failed attempts are retried (a cancelled attempt never is). */
+export interface RetryOn {
+  /**
+   * `any`: every non-zero exit code, and death by a signal the daemon did not send. Never an
+   * attempt that exited 0 and failed `invalid_outputs` (a contract error, not a flaky exit).
+   */
+  readonly anyFailure: boolean;
+  /** These exit codes (1–255). */
+  readonly exitCodes: readonly number[];
+  /** `timeout`: an attempt stopped by the step's `timeout`. */
+  readonly timeout: boolean;
 }
 
 /** A checkpoint: the run waits until someone approves (continue) or denies (the run fails). */

@@ -24,6 +24,8 @@ import {
   deepFreeze,
   type FieldSpec,
   inputEnvVar,
+  type RetryOn,
+  type RetryPolicy,
   type Step,
   stepFieldEnvVar,
   VALUE_TYPES,
@@ -265,6 +267,37 @@ const ManifestSchema = strict({
   inputs: fieldsSchema('input').nullish(),
 });
 
+// ---- retry -----------------------------------------------------------------------------------
+
+/** `retry.limit`: retries after the first attempt. */
+export const MAX_RETRY_LIMIT = 10;
+/**
+ * The longest wait between two attempts (`delay`, `max_delay`), and the default `max_delay`. The
+ * run keeps its execution slot while it waits (see machines/run.machine.ts), so waits are short.
+ */
+export const MAX_RETRY_DELAY_MS = 3_600_000;
+export const DEFAULT_RETRY_DELAY_MS = 1000;
+export const DEFAULT_RETRY_BACKOFF = 2;
+export const MAX_RETRY_BACKOFF = 10;
+/** Items of a `retry.on` list (exit codes, `any`, `timeout`). */
+export const MAX_RETRY_ON_ITEMS = 32;
+const RETRY_DURATION_RULE = 'a duration such as 500ms, 5s or 2m (more than 0, at most 1h)';
+
+const RetrySchema = strict({
+  limit: z
+    .int()
+    .min(1, 'must be at least 1 (the number of retries after the first attempt)')
+    .max(MAX_RETRY_LIMIT, `must be at most ${MAX_RETRY_LIMIT}`),
+  delay: z.unknown().optional(),
+  backoff: z
+    .number()
+    .min(1, 'must be at least 1 (1: the same wait every time)')
+    .max(MAX_RETRY_BACKOFF, `must be at most ${MAX_RETRY_BACKOFF}`)
+    .nullish(),
+  max_delay: z.unknown().optional(),
+  on: z.unknown().optional(),
+}).superRefine((value, ctx) => checkRetry(value, ctx), ALWAYS);
+
 const StepSchema = strict({
   id: IdSchema,
   run: TextSchema.optional(),
@@ -286,6 +319,7 @@ const StepSchema = strict({
   retry_on_restart: z.boolean().nullish(),
   runtime: z.literal('python').nullish(),
   outputs: z.record(NameSchema, FieldSchema).nullish(),
+  retry: RetrySchema.nullish(),
 }).superRefine((value, ctx) => checkStep(value, ctx), ALWAYS);
 
 const PlanSchema = strict({
@@ -417,7 +451,7 @@ function checkEnvCollisions(value: unknown, ctx: Ctx, noun: 'input' | 'field'): 
 }
 
 const STEP_KINDS = ['run', 'gate', 'input'] as const;
-const RUN_ONLY_KEYS = ['timeout', 'env', 'retry_on_restart', 'runtime', 'outputs'] as const;
+const RUN_ONLY_KEYS = ['timeout', 'env', 'retry_on_restart', 'runtime', 'outputs', 'retry'] as const;
 
 function checkStep(value: unknown, ctx: Ctx): void {
   if (!isRecord(value)) return;
@@ -455,6 +489,103 @@ function checkStep(value: unknown, ctx: Ctx): void {
 function parseTimeout(value: unknown): number | undefined {
   if (typeof value === 'number') return Number.isInteger(value) ? parseDuration(String(value)) : undefined;
   return typeof value === 'string' ? parseDuration(value) : undefined;
+}
+
+function parseRetryDuration(value: unknown): number | undefined {
+  const ms = parseTimeout(value);
+  return ms !== undefined && ms <= MAX_RETRY_DELAY_MS ? ms : undefined;
+}
+
+function checkRetry(value: unknown, ctx: Ctx): void {
+  if (!isRecord(value)) return;
+  const durations: Partial<Record<'delay' | 'max_delay', number>> = {};
+  for (const key of ['delay', 'max_delay'] as const) {
+    const given = value[key];
+    if (given === undefined || given === null) continue;
+    const ms = parseRetryDuration(given);
+    if (ms === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message: `expected ${RETRY_DURATION_RULE}, got ${describeYaml(given)}`,
+      });
+    } else {
+      durations[key] = ms;
+    }
+  }
+  if (durations.delay !== undefined && durations.max_delay !== undefined) {
+    if (durations.max_delay < durations.delay) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['max_delay'],
+        message: `must be at least delay (${describeYaml(value.delay)}), got ${describeYaml(value.max_delay)}`,
+      });
+    }
+  }
+  const on = value.on;
+  if (on === undefined || on === null) return;
+  for (const problem of retryOnProblems(on)) {
+    ctx.addIssue({ code: 'custom', path: ['on', ...problem.path], message: problem.message });
+  }
+}
+
+const RETRY_ON_RULE = 'an exit code from 1 to 255, any or timeout';
+
+/** One item of `retry.on`, or undefined when it is none. */
+function retryOnItem(item: unknown): number | 'any' | 'timeout' | undefined {
+  if (item === 'any' || item === 'timeout') return item;
+  return typeof item === 'number' && Number.isInteger(item) && item >= 1 && item <= 255 ? item : undefined;
+}
+
+/** The problems of a `retry.on` value (a single item or a list of them), with their paths below `on`. */
+function retryOnProblems(on: unknown): { path: number[]; message: string }[] {
+  if (!Array.isArray(on)) {
+    return retryOnItem(on) === undefined
+      ? [{ path: [], message: `expected ${RETRY_ON_RULE}, or a list of them, got ${describeYaml(on)}` }]
+      : [];
+  }
+  if (on.length === 0)
+    return [{ path: [], message: `must not be empty (leave on out to retry any failure)` }];
+  if (on.length > MAX_RETRY_ON_ITEMS)
+    return [{ path: [], message: `must have at most ${MAX_RETRY_ON_ITEMS} items` }];
+  const problems: { path: number[]; message: string }[] = [];
+  const seen = new Set<unknown>();
+  for (const [index, item] of on.entries()) {
+    const parsed = retryOnItem(item);
+    if (parsed === undefined) {
+      problems.push({ path: [index], message: `expected ${RETRY_ON_RULE}, got ${describeYaml(item)}` });
+    } else if (seen.has(parsed)) {
+      problems.push({ path: [index], message: `duplicate ${describeYaml(item)}` });
+    }
+    seen.add(parsed);
+  }
+  if (seen.has('any') && on.some((item) => typeof retryOnItem(item) === 'number')) {
+    problems.push({
+      path: [],
+      message: 'any already retries every exit code: list either any or exit codes',
+    });
+  }
+  return problems;
+}
+
+/** `retry.on` as validated: a single item or a list; absent means `any`. */
+function toRetryOn(on: unknown): RetryOn {
+  const items = (on === undefined || on === null ? ['any'] : Array.isArray(on) ? on : [on]).map(retryOnItem);
+  return {
+    anyFailure: items.includes('any'),
+    exitCodes: items.filter((item): item is number => typeof item === 'number'),
+    timeout: items.includes('timeout'),
+  };
+}
+
+function toRetryPolicy(retry: z.output<typeof RetrySchema>): RetryPolicy {
+  return {
+    limit: retry.limit,
+    delayMs: parseRetryDuration(retry.delay) ?? DEFAULT_RETRY_DELAY_MS,
+    backoff: retry.backoff ?? DEFAULT_RETRY_BACKOFF,
+    maxDelayMs: parseRetryDuration(retry.max_delay) ?? MAX_RETRY_DELAY_MS,
+    on: toRetryOn(retry.on),
+  };
 }
 
 function checkPlan(value: unknown, ctx: Ctx): void {
@@ -643,6 +774,7 @@ function toStep(step: PlanData['steps'][number]): Step {
     runtime: step.runtime ?? null,
     retryOnRestart: step.retry_on_restart ?? false,
     outputs: step.outputs === undefined || step.outputs === null ? null : toFieldSpecs(step.outputs),
+    retry: step.retry === undefined || step.retry === null ? null : toRetryPolicy(step.retry),
   };
 }
 

@@ -1,19 +1,17 @@
-/**
- * `charter-daemon/client` against a real daemon (started with the built CLI) in temporary copies
- * of the sample project: a run driven through its gate and input step with the typed methods,
- * pages and streams as async iterators, errors with their catalogue codes, AbortSignal on calls
- * and iterators, streams that close their connection when left early, and a shared connection
- * that comes back by itself after the daemon closed it.
- */
-import { spawn } from 'node:child_process';
-import { cpSync, readdirSync, realpathSync } from 'node:fs';
+import { readdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CharterClient, CharterError, connect, type LogEntry } from '../../src/client/index.js';
 import { daemonPaths } from '../../src/project/paths.js';
 import { readRuntimeFile } from '../../src/project/runtime-file.js';
-import { assertBuilt, destroyProject, makeProject, repoRoot, runCli } from '../support/cli.js';
-import { pidsWithEnv } from '../support/processes.js';
+import {
+  assertBuilt,
+  type CliResult,
+  destroyProjects,
+  makeProject,
+  runProgram,
+  startSampleProject,
+} from '../support/cli.js';
 import { waitUntil } from '../support/wait.js';
 
 const projects: string[] = [];
@@ -22,28 +20,12 @@ const clients: CharterClient[] = [];
 beforeAll(() => assertBuilt());
 afterEach(() => {
   for (const client of clients.splice(0)) client.close();
-  for (const root of projects.splice(0)) {
-    destroyProject(root);
-    for (const pid of pidsWithEnv('CHARTER_PROJECT_ROOT', root)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
+  destroyProjects(projects);
 });
 
 /** A fresh copy of examples/hello with a running daemon. */
-async function startedProject(charterYml = 'name: client-e2e\n'): Promise<string> {
-  const root = realpathSync(makeProject({ charterYml }));
-  projects.push(root);
-  cpSync(join(repoRoot, 'examples/hello/workflows'), join(root, 'workflows'), { recursive: true });
-  const started = await runCli(['start', '--project-path', root]);
-  expect(started.stderr).toBe('');
-  expect(started.code).toBe(0);
-  return root;
-}
+const startedProject = (charterYml = 'name: client-e2e\n'): Promise<string> =>
+  startSampleProject(projects, { charterYml });
 
 async function connected(root: string): Promise<CharterClient> {
   const client = await connect({ projectPath: root, timeoutMs: 10_000 });
@@ -239,24 +221,8 @@ describe('charter-daemon/client', () => {
   });
 });
 
-function runNode(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolvePromise({ code, stdout, stderr });
-    });
-  });
+function runNode(args: readonly string[]): Promise<CliResult> {
+  return runProgram(process.execPath, args);
 }
 
 function isAlive(pid: number): boolean {

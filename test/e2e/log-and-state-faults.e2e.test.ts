@@ -14,7 +14,7 @@ import {
   assertBuilt,
   cliPath,
   daemonPids,
-  destroyProject,
+  destroyProjects,
   makeProject,
   parseJson,
   runCli,
@@ -30,16 +30,7 @@ beforeAll(() => assertBuilt());
 afterEach(() => {
   for (const path of immutable.splice(0)) chattr('-i', path);
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
-  for (const root of projects.splice(0)) {
-    destroyProject(root);
-    for (const pid of pidsWithEnv('CHARTER_PROJECT_ROOT', root)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
+  destroyProjects(projects);
 });
 
 /** A project with two workflows: `quick` prints a line, `nap` sleeps a few seconds. */

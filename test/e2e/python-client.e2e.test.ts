@@ -8,17 +8,26 @@
  * `response`, and each result against the result schema of the method it answered. Last, the
  * client meets a hostile peer on a real socket and ends every exchange with the right error.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_CONTROL_LINE_BYTES } from '../../src/protocol/control.js';
 import type { RunDetail } from '../../src/protocol/runs.js';
-import { assertBuilt, destroyProject, makeProject, parseJson, repoRoot, runCli } from '../support/cli.js';
+import {
+  assertBuilt,
+  type CliResult,
+  destroyProjects,
+  makeProject,
+  parseJson,
+  repoRoot,
+  runCli,
+  runProgram,
+  startSampleProject,
+} from '../support/cli.js';
 import { describeErrors, loadControlSchema } from '../support/control-schema-validator.js';
-import { pidsWithEnv } from '../support/processes.js';
 
 const CLIENT_DIR = join(repoRoot, 'examples', 'python-client');
 const PYTHON = 'python3';
@@ -31,61 +40,17 @@ const cleanups: (() => void)[] = [];
 beforeAll(() => assertBuilt());
 afterEach(() => {
   for (const cleanup of cleanups.splice(0)) cleanup();
-  for (const root of projects.splice(0)) {
-    destroyProject(root);
-    for (const pid of pidsWithEnv('CHARTER_PROJECT_ROOT', root)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
+  destroyProjects(projects);
 });
 
 /** A fresh copy of examples/hello with a running daemon. */
-async function startedProject(): Promise<string> {
-  const root = realpathSync(makeProject());
-  projects.push(root);
-  cpSync(join(repoRoot, 'examples/hello/workflows'), join(root, 'workflows'), { recursive: true });
-  const started = await runCli(['start', '--project-path', root]);
-  expect(started.stderr).toBe('');
-  expect(started.code).toBe(0);
-  return root;
-}
+const startedProject = (): Promise<string> => startSampleProject(projects);
 
-interface PythonResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type PythonResult = CliResult;
 
 function runPython(args: readonly string[], timeoutMs = 20_000): Promise<PythonResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, args, {
-      cwd: CLIENT_DIR,
-      // No __pycache__ in the repository.
-      env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${PYTHON} ${args.join(' ')} did not finish in ${timeoutMs} ms; stderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  // No __pycache__ in the repository.
+  return runProgram(PYTHON, args, { cwd: CLIENT_DIR, env: { PYTHONDONTWRITEBYTECODE: '1' }, timeoutMs });
 }
 
 type Message = Record<string, unknown>;

@@ -14,14 +14,14 @@ import {
   assertBuilt,
   type CliResult,
   cliPath,
-  destroyProject,
+  destroyProjects,
   makeProject,
   parseJson,
   repoRoot,
   runCli,
   waitUntil,
 } from '../support/cli.js';
-import { pidsWithEnv, runProcesses } from '../support/processes.js';
+import { runProcesses } from '../support/processes.js';
 import { pollUntil } from '../support/wait.js';
 
 const RUN_ID = /^r[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -32,17 +32,7 @@ const children: ChildProcess[] = [];
 beforeAll(() => assertBuilt());
 afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
-  for (const root of projects.splice(0)) {
-    destroyProject(root);
-    // Step processes live in their own process groups and outlive a killed daemon: end them too.
-    for (const pid of pidsWithEnv('CHARTER_PROJECT_ROOT', root)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
+  destroyProjects(projects);
 });
 
 /** A fresh copy of examples/hello (its workflows) with a running daemon. */

@@ -3,11 +3,13 @@
  */
 import { spawn } from 'node:child_process';
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -15,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { daemonPaths } from '../../src/project/paths.js';
+import { pidsWithEnv } from './processes.js';
 
 export const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'run.js');
@@ -31,12 +34,21 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(
+export interface RunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+}
+
+/** Runs a program to its end and collects what it printed; rejects when it outlives the deadline (then killed). */
+export function runProgram(
+  command: string,
   args: readonly string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  options: RunOptions = {},
 ): Promise<CliResult> {
+  const timeoutMs = options.timeoutMs ?? 20_000;
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
+    const child = spawn(command, args, {
       cwd: options.cwd ?? repoRoot,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -51,16 +63,19 @@ export function runCli(
     });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(
-        new Error(`charter-daemon ${args.join(' ')} did not finish in ${options.timeoutMs ?? 20_000} ms`),
-      );
-    }, options.timeoutMs ?? 20_000);
+      reject(new Error(`${command} ${args.join(' ')} did not finish in ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
       resolvePromise({ code, stdout, stderr });
     });
   });
+}
+
+/** Runs the built CLI (`charter-daemon ARGS`) with the node running the tests. */
+export function runCli(args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
+  return runProgram(process.execPath, [cliPath, ...args], options);
 }
 
 /** A temporary Charter project; `depth` pads the path (deep project paths). */
@@ -91,6 +106,41 @@ export function daemonPids(projectRoot: string): number[] {
     }
   }
   return pids;
+}
+
+/**
+ * A fresh copy of the sample project's workflows (examples/hello) with a daemon started by the
+ * built CLI; its root is pushed to `projects` for {@link destroyProjects}.
+ */
+export async function startSampleProject(
+  projects: string[],
+  options: { charterYml?: string; startArgs?: readonly string[] } = {},
+): Promise<string> {
+  const root = realpathSync(
+    makeProject(options.charterYml === undefined ? {} : { charterYml: options.charterYml }),
+  );
+  projects.push(root);
+  cpSync(join(repoRoot, 'examples/hello/workflows'), join(root, 'workflows'), { recursive: true });
+  const started = await runCli(['start', '--project-path', root, ...(options.startArgs ?? [])]);
+  if (started.code !== 0 || started.stderr !== '') {
+    throw new Error(`start failed (exit ${started.code}): ${started.stderr}${started.stdout}`);
+  }
+  return root;
+}
+
+/** Ends every project of `projects` (emptying it): its daemon, the step processes left, its files. */
+export function destroyProjects(projects: string[]): void {
+  for (const root of projects.splice(0)) {
+    destroyProject(root);
+    // Step processes live in their own process groups and outlive a killed daemon: end them too.
+    for (const pid of pidsWithEnv('CHARTER_PROJECT_ROOT', root)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
 }
 
 /** Kills whatever daemon still serves the project, then removes it. */

@@ -172,6 +172,8 @@ describe('the schema and the zod schemas agree', () => {
     watch: [{}, { recent: 0 }, { recent: 100 }, { recent: 101 }],
     'store.prune': [{}, { dry_run: true }, { dry_run: 1 }],
     'store.backup': [{ path: '/tmp/copy.db' }, { path: 'relative.db' }, {}],
+    'workflows.list': [{}, { all: true }],
+    'workflows.show': [{ workflow_id: 'greet' }, { workflow_id: '../x' }, {}],
   };
 
   it('on the params of every method (what zod parses, the schema accepts)', () => {

@@ -86,6 +86,33 @@ describe('recovery of runs at start-up', () => {
     expect(types.at(-1)).toBe('step.retrying');
   });
 
+  it('a step waiting to retry resumes its wait from the stored due time, recording nothing', async () => {
+    const t = setup();
+    const dueAt = '2026-11-25T10:00:05.000Z';
+    const id = t.run('build', 'running', { stepIndex: 0, attempt: 2 }, [
+      { idx: 0, state: 'retrying', attempt: 2, exitCode: 3, retryAt: dueAt },
+    ]);
+    const before = t.store.runs.getRecord(id)?.lastRunSeq;
+    const report = await t.recover();
+    expect(report.runs).toMatchObject([
+      { runId: id, resume: 'queued', stepIndex: 0, attempt: 2, retryDueAt: Date.parse(dueAt) },
+    ]);
+    expect(t.store.runs.getRecord(id)).toMatchObject({ state: 'running', lastRunSeq: before });
+    expect(t.store.runs.get(id)?.steps[0]).toMatchObject({ state: 'retrying', retry_at: dueAt });
+  });
+
+  it('a retry_on_restart step journals step.retrying with the interrupted and the next attempt', async () => {
+    const t = setup();
+    const id = t.run('retry', 'running', { stepIndex: 0 }, [{ idx: 0, state: 'running', attempt: 1 }]);
+    await t.recover();
+    expect(t.store.runs.events(id, 0, 100).at(-1)?.data).toMatchObject({
+      step_id: 'fetch',
+      attempt: 1,
+      next_attempt: 2,
+      reason: 'interrupted',
+    });
+  });
+
   it('re-queues a run that was between two steps (nothing was executing)', async () => {
     const t = setup();
     const id = t.run('build', 'running', { stepIndex: 1 }, [{ idx: 0, state: 'succeeded' }]);

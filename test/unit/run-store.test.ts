@@ -126,6 +126,8 @@ describe('RunStore', () => {
       exit_code: null,
       reason: null,
       outputs: {},
+      retry_at: null,
+      attempts: [],
     };
     expect(store.runs.get(runId(1))).toEqual({
       run_id: runId(1),
@@ -226,6 +228,8 @@ describe('RunStore', () => {
       exit_code: 0,
       reason: null,
       outputs: {},
+      retry_at: null,
+      attempts: [],
     });
     expect(detail?.steps[1]).toMatchObject({ state: 'waiting', attempt: 1 });
     expect(runs.getRecord(runId(1))).toMatchObject({ stepIndex: 1, lastRunSeq: 5, attempt: 1 });
@@ -267,6 +271,91 @@ describe('RunStore', () => {
       lastRunSeq: 6,
       updatedAt: at(4).toISOString(),
     });
+  });
+
+  it('keeps a step waiting to retry with its due time, and its earlier attempts (with their outputs) as it retries', () => {
+    const store = open();
+    create(store.runs, 1);
+    const { runs } = store;
+    const attempt = (n: number, start: number, exitCode: number) => {
+      runs.record(
+        runId(1),
+        { state: 'running', attempt: n },
+        [{ type: 'step.started' }],
+        [
+          n === 1
+            ? { idx: 0, state: 'running', attempt: n, startedAt: at(start).toISOString(), outputs: null }
+            : {
+                idx: 0,
+                state: 'running',
+                attempt: n,
+                startedAt: at(start).toISOString(),
+                archiveAttempt: true,
+                finishedAt: null,
+                exitCode: null,
+                reason: null,
+                retryAt: null,
+                outputs: null,
+              },
+        ],
+      );
+      runs.record(
+        runId(1),
+        {},
+        [{ type: 'step.finished' }, { type: 'step.retrying' }],
+        [
+          {
+            idx: 0,
+            state: 'retrying',
+            exitCode,
+            reason: `step_failed: exit code ${exitCode}`,
+            finishedAt: at(start + 1).toISOString(),
+            retryAt: at(start + 5).toISOString(),
+            // Attempt 2 writes none.
+            outputs: n === 2 ? {} : { tried: String(n) },
+          },
+        ],
+      );
+    };
+    attempt(1, 10, 3);
+    expect(runs.get(runId(1))?.steps[0]).toMatchObject({
+      state: 'retrying',
+      attempt: 1,
+      exit_code: 3,
+      retry_at: at(15).toISOString(),
+      attempts: [],
+      outputs: { tried: '1' },
+    });
+    attempt(2, 20, 4);
+    attempt(3, 30, 5);
+    const step = runs.get(runId(1))?.steps[0];
+    expect(step).toMatchObject({
+      state: 'retrying',
+      attempt: 3,
+      exit_code: 5,
+      retry_at: at(35).toISOString(),
+      outputs: { tried: '3' },
+    });
+    // A step waiting to retry passes nothing on, neither its latest attempt's nor earlier ones'.
+    expect(runs.passedOutputs(runId(1), 1)).toEqual({});
+    expect(step?.attempts).toEqual([
+      {
+        attempt: 1,
+        started_at: at(10).toISOString(),
+        finished_at: at(11).toISOString(),
+        exit_code: 3,
+        reason: 'step_failed: exit code 3',
+        outputs: { tried: '1' },
+      },
+      {
+        attempt: 2,
+        started_at: at(20).toISOString(),
+        finished_at: at(21).toISOString(),
+        exit_code: 4,
+        reason: 'step_failed: exit code 4',
+        outputs: {},
+      },
+    ]);
   });
 
   it('changes nothing when any part of a record fails', () => {

@@ -1,8 +1,8 @@
 /**
  * Step outputs in the store: recorded on the step row with its checkpoint, passed on only by
  * succeeded steps before the current one, secrets sealed at rest and `***` on the wire, opened
- * for a later step bound to their place; kept by `store recover`, also from a store that
- * predates them.
+ * for a later step bound to their place; a retried attempt's kept in the step's history and
+ * never passed on; kept by `store recover`, also from a store that predates them.
  */
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,6 +71,80 @@ describe('step outputs in the store', () => {
       store.runs.record(RUN, {}, [{ type: 'step.started' }], [{ idx: 0, state: 'running', outputs: null }]);
       expect(store.runs.passedOutputs(RUN, 3)).toEqual({});
       expect(store.runs.get(RUN)?.steps[0]?.outputs).toEqual({});
+    } finally {
+      store.close();
+    }
+  });
+
+  it('a retried attempt keeps its outputs in the step history, sealed, and passes none on', () => {
+    const box = new SecretBox(join(dir, 'secrets.key'));
+    const store = Store.open(dbPath, { identityPath });
+    try {
+      store.runs.createRun({ runId: RUN, workflowId: 'w', inputs: {}, steps }, { type: 'run.queued' });
+      const start = (attempt: number) =>
+        store.runs.record(
+          RUN,
+          { state: 'running', attempt },
+          [{ type: 'step.started' }],
+          [
+            {
+              idx: 0,
+              state: 'running',
+              attempt,
+              startedAt: new Date().toISOString(),
+              outputs: null,
+              ...(attempt > 1
+                ? { archiveAttempt: true, finishedAt: null, exitCode: null, retryAt: null }
+                : {}),
+            },
+          ],
+        );
+      start(1);
+      const sealed = box.seal('first-attempt-token', outputAad(RUN, 'build', 'token'));
+      store.runs.record(
+        RUN,
+        {},
+        [{ type: 'step.finished' }, { type: 'step.retrying' }],
+        [
+          {
+            idx: 0,
+            state: 'retrying',
+            exitCode: 1,
+            finishedAt: new Date().toISOString(),
+            retryAt: new Date().toISOString(),
+            outputs: { version: '1.0.0', token: sealed },
+          },
+        ],
+      );
+      expect(store.runs.passedOutputs(RUN, 1)).toEqual({});
+      start(2);
+      // The new attempt starts with none; the first one's are in its history entry.
+      let step = store.runs.get(RUN)?.steps[0];
+      expect(step?.outputs).toEqual({});
+      expect(step?.attempts?.map((attempt) => attempt.outputs)).toEqual([{ version: '1.0.0', token: '***' }]);
+      expect(store.runs.passedOutputs(RUN, 1)).toEqual({});
+
+      store.runs.record(
+        RUN,
+        { stepIndex: 1, attempt: 1 },
+        [{ type: 'step.finished' }],
+        [
+          {
+            idx: 0,
+            state: 'succeeded',
+            exitCode: 0,
+            finishedAt: new Date().toISOString(),
+            outputs: { version: '2.0.0' },
+          },
+        ],
+      );
+      step = store.runs.get(RUN)?.steps[0];
+      expect(step?.outputs).toEqual({ version: '2.0.0' });
+      // Only the final, succeeded attempt's outputs are passed on.
+      expect(store.runs.passedOutputs(RUN, 1)).toEqual({ build: { version: '2.0.0' } });
+      for (const name of readdirSync(dir)) {
+        expect(readFileSync(join(dir, name)).includes('first-attempt-token'), name).toBe(false);
+      }
     } finally {
       store.close();
     }

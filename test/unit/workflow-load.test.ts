@@ -209,6 +209,7 @@ describe('a complete workflow', () => {
       runtime: null,
       retryOnRestart: true,
       outputs: null,
+      retry: null,
     });
     expect(workflow.steps[3]).toMatchObject({ runtime: 'python', timeoutMs: 45_000 });
   });
