@@ -41,9 +41,43 @@ export function describeFailure(outcome: StepOutcome): string {
   }
 }
 
-/** Why the current attempt failed; for a step with retries, also which attempt it was. */
-export function describeAttemptFailure(context: RunContext, outcome: StepOutcome): string {
-  return `${describeFailure(outcome)}${attemptSuffix(currentStep(context)?.retry, context.attempt)}`;
+/**
+ * Why a step that ended failed: its outcome, or, when it exited 0, its outputs
+ * (`invalid_outputs: line 3: …; version: required`).
+ */
+export function describeStepFailure(event: Extract<RunEvent, { type: 'step.exited' }>): string {
+  if (invalidOutputs(event)) return `invalid_outputs: ${event.outputs?.problems.join('; ') ?? ''}`;
+  return describeFailure(event.outcome);
+}
+
+/**
+ * Exit code 0, and yet what the step wrote to CHARTER_OUTPUT does not satisfy it: the step
+ * fails `invalid_outputs`, and is never retried (see docs/workflows.md#retries).
+ */
+export function invalidOutputs(event: Extract<RunEvent, { type: 'step.exited' }>): boolean {
+  const { outcome, outputs } = event;
+  return (
+    outcome.kind === 'exited' &&
+    outcome.exitCode === 0 &&
+    outputs !== undefined &&
+    outputs.problems.length > 0
+  );
+}
+
+/** The outputs an ended step reported, as they are recorded (none when it reported none). */
+function endedOutputs(event: RunEvent): Readonly<Record<string, unknown>> {
+  return event.type === 'step.exited' ? (event.outputs?.values ?? {}) : {};
+}
+
+/**
+ * Why the current attempt failed (its outcome, or its outputs: see {@link describeStepFailure});
+ * for a step with retries, also which attempt it was.
+ */
+export function describeAttemptFailure(
+  context: RunContext,
+  event: Extract<RunEvent, { type: 'step.exited' }>,
+): string {
+  return `${describeStepFailure(event)}${attemptSuffix(currentStep(context)?.retry, context.attempt)}`;
 }
 
 /** A command's successful answer: the state the run has reached by taking it. */
@@ -211,6 +245,9 @@ export function stepStarted({ context }: Args): Checkpoint {
       state: 'running',
       attempt: context.attempt,
       started: true,
+      // A new attempt starts without outputs: an earlier attempt's are in its step.finished
+      // event, and in the step's history with the rest of that attempt.
+      outputs: null,
       // A later attempt: the step row is this attempt's; the one before goes to its history.
       ...(context.attempt > 1
         ? { archiveAttempt: true, finished: false, exitCode: null, reason: null, retryAt: null }
@@ -219,26 +256,41 @@ export function stepStarted({ context }: Args): Checkpoint {
   };
 }
 
-export function stepSucceeded({ context }: Args): Checkpoint {
+/** The step succeeded; its outputs are recorded with it, and so passed on to later steps. */
+export function stepSucceeded({ context, event }: Args): Checkpoint {
+  const outputs = endedOutputs(event);
   return {
     event: {
       type: 'step.finished',
-      data: { step_id: currentStep(context)?.id, exit_code: 0, outcome: 'succeeded' },
+      data: { step_id: currentStep(context)?.id, exit_code: 0, outcome: 'succeeded', outputs },
     },
     // The next step starts at attempt 1 (a restored run reads the attempt from the run row).
     run: { stepIndex: context.stepIndex + 1, attempt: 1 },
-    step: { idx: context.stepIndex, state: 'succeeded', exitCode: 0, finished: true },
+    step: { idx: context.stepIndex, state: 'succeeded', exitCode: 0, finished: true, outputs },
   };
 }
 
-/** The step failed, and so does the run: two events, one transaction. */
+/**
+ * The step failed, and so does the run: two events, one transaction. Its outputs are recorded
+ * (they help to see why) but never passed on: only a succeeded step's are.
+ */
 export function stepFailed({ context, event }: Args): Checkpoint {
   const outcome = (event as Extract<RunEvent, { type: 'step.exited' }>).outcome;
   const exitCode = outcome.kind === 'exited' ? outcome.exitCode : null;
   const stepId = currentStep(context)?.id;
+  const outputs = endedOutputs(event);
+  // Exit code 0 and yet failed: its outputs did not satisfy the step.
+  const kind = outcome.kind === 'exited' && outcome.exitCode === 0 ? 'invalid_outputs' : outcome.kind;
   return {
-    event: { type: 'step.finished', data: { step_id: stepId, exit_code: exitCode, outcome: outcome.kind } },
-    step: { idx: context.stepIndex, state: 'failed', exitCode, reason: context.reason, finished: true },
+    event: { type: 'step.finished', data: { step_id: stepId, exit_code: exitCode, outcome: kind, outputs } },
+    step: {
+      idx: context.stepIndex,
+      state: 'failed',
+      exitCode,
+      reason: context.reason,
+      finished: true,
+      outputs,
+    },
     followedBy: { type: 'run.failed', data: { reason: context.reason, step_id: stepId } },
     run: { state: 'failed', reason: context.reason, finished: true },
   };
@@ -250,17 +302,21 @@ export function stepFailed({ context, event }: Args): Checkpoint {
  * a restarted daemon resumes the wait from. `context.retryDueAt` is already set.
  */
 export function stepRetrying({ context, event }: Args): Checkpoint {
-  const outcome = (event as Extract<RunEvent, { type: 'step.exited' }>).outcome;
+  const exited = event as Extract<RunEvent, { type: 'step.exited' }>;
+  const { outcome } = exited;
   const exitCode = outcome.kind === 'exited' ? outcome.exitCode : null;
   const step = currentStep(context);
   const inMs = step?.retry == null ? 0 : retryWaitMs(step.retry, context.attempt);
   const dueAt = context.retryDueAt ?? context.now() + inMs;
-  const reason = describeAttemptFailure(context, outcome);
+  const reason = describeAttemptFailure(context, exited);
   const retryAt = new Date(dueAt).toISOString();
+  // The failed attempt's outputs are recorded (they help to see why) and never passed on: the
+  // next attempt starts without them and they go to the step's history with this attempt.
+  const outputs = endedOutputs(event);
   return {
     event: {
       type: 'step.finished',
-      data: { step_id: step?.id, exit_code: exitCode, outcome: outcome.kind },
+      data: { step_id: step?.id, exit_code: exitCode, outcome: outcome.kind, outputs },
     },
     followedBy: {
       type: 'step.retrying',
@@ -274,7 +330,7 @@ export function stepRetrying({ context, event }: Args): Checkpoint {
         reason: describeFailure(outcome),
       },
     },
-    step: { idx: context.stepIndex, state: 'retrying', exitCode, reason, finished: true, retryAt },
+    step: { idx: context.stepIndex, state: 'retrying', exitCode, reason, finished: true, retryAt, outputs },
   };
 }
 

@@ -101,11 +101,29 @@ export interface Checkpoint {
     readonly started?: boolean;
     /** true: the step (or its attempt) ended now; false: clear the end of a previous attempt. */
     readonly finished?: boolean;
+    /** The outputs of the attempt that ended, as stored (secrets sealed); null clears them. */
+    readonly outputs?: Readonly<Record<string, unknown>> | null;
     /** When the next attempt is due (ISO 8601) while the step waits to retry; null clears it. */
     readonly retryAt?: string | null;
-    /** A new attempt begins: keep the previous one (start, end, exit code, reason) in the step's history. */
+    /**
+     * A new attempt begins: keep the previous one (start, end, exit code, reason, outputs) in the
+     * step's history.
+     */
     readonly archiveAttempt?: boolean;
   };
+}
+
+/**
+ * What a run step wrote to its CHARTER_OUTPUT file, read by the step child once the process
+ * ended (src/workflow/step-outputs.ts). A step that exits 0 with problems fails
+ * (`invalid_outputs: …`); the values are recorded either way, and passed on to later steps only
+ * by a step that succeeded.
+ */
+export interface StepOutputsReport {
+  /** As they are to be stored: secret values sealed, the others with the run's secrets masked. */
+  readonly values: Readonly<Record<string, unknown>>;
+  /** Every problem, bounded (the first few, then how many more). */
+  readonly problems: readonly string[];
 }
 
 /**
@@ -135,7 +153,7 @@ export type RunEvent =
   | { type: 'run.admit' }
   | RunCommand
   | { type: 'step.output'; chunk: OutputChunk }
-  | { type: 'step.exited'; outcome: StepOutcome };
+  | { type: 'step.exited'; outcome: StepOutcome; outputs?: StepOutputsReport };
 
 /** What the root hears from a run: its state changes, and its answers to commands. */
 export type RunReport =
@@ -154,6 +172,8 @@ export type RunStateReport = Extract<RunReport, { type: 'run.state' }>;
 export interface StepRunnerInput {
   readonly runId: string;
   readonly workflowId: string;
+  /** The run's plan: which other steps' answers and outputs the step's outputs must not shadow. */
+  readonly plan: RunPlan;
   readonly step: PlannedStep;
   readonly stepIndex: number;
   readonly attempt: number;

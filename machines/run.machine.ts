@@ -27,6 +27,7 @@ import {
   gateApproved,
   gateDenied,
   inputSubmitted,
+  invalidOutputs,
   notWaitingFor,
   outputOfStep,
   runCancelling,
@@ -88,6 +89,7 @@ export const runMachine = setup({
         input: {
           runId: context.runId,
           workflowId: context.plan.id,
+          plan: context.plan,
           step: context.plan.steps[context.stepIndex] as PlannedStep,
           stepIndex: context.stepIndex,
           attempt: context.attempt,
@@ -129,11 +131,20 @@ export const runMachine = setup({
     nextIsGate: ({ context }) => currentStep(context)?.kind === 'gate',
     resumeWaiting: ({ context }) => context.resume === 'waiting',
     neverStarted: ({ context }) => !context.started,
+    /** Exit code 0, and outputs that satisfy the step's declaration. */
     stepSucceeded: ({ event }) =>
-      event.type === 'step.exited' && event.outcome.kind === 'exited' && event.outcome.exitCode === 0,
-    /** The attempt failed in a way the step's `retry.on` covers, and the limit is not reached. */
+      event.type === 'step.exited' &&
+      event.outcome.kind === 'exited' &&
+      event.outcome.exitCode === 0 &&
+      !invalidOutputs(event),
+    /**
+     * The attempt failed in a way the step's `retry.on` covers, and the limit is not reached.
+     * Never an attempt that exited 0 with outputs that break the step's declaration
+     * (`invalid_outputs`): a contract error, which another attempt of the same command repeats.
+     */
     retryable: ({ context, event }) =>
       event.type === 'step.exited' &&
+      !invalidOutputs(event) &&
       shouldRetry(currentStep(context)?.retry, context.attempt, event.outcome),
     /** The step waits to retry (a restored run: its due time came from the store). */
     retryPending: ({ context }) => context.retryDueAt !== null,
@@ -258,7 +269,7 @@ export const runMachine = setup({
                   {
                     type: 'setReason',
                     params: ({ context, event }) => ({
-                      reason: describeAttemptFailure(context, event.outcome),
+                      reason: describeAttemptFailure(context, event),
                     }),
                   },
                   { type: 'checkpoint', params: stepFailed },

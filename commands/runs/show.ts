@@ -6,6 +6,7 @@ import {
   earlierAttemptRows,
   formatDateTime,
   formatValues,
+  outputLines,
   projectSuffix,
   renderTable,
   retryLine,
@@ -19,9 +20,9 @@ export default class RunsShow extends DaemonCommand {
   static override summary = 'Show one run: its state, what it waits for, its steps and its inputs.';
   static override description =
     `Prints the run's state and reason, its current step, and — when it waits — the gate prompt or the input prompt with its fields (type, required or not), followed by the exact command that answers it (charter-daemon resume RUN_ID --approve, or charter-daemon submit-input RUN_ID --answers '{…}').
-Then every step with its state, attempt, duration and exit code, the run's inputs and the answers given so far.
-A run step that failed and is retried (retry: in plan.yml) is in state retrying until its next attempt: a line says when that starts, and the earlier attempts of retried steps are listed under the steps.
---json prints the daemon's RunDetail as it is (run_id, workflow_id, state, reason, current_step, created_at, updated_at, finished_at, inputs, answers, waiting, steps; each step with retry_at and its earlier attempts).`;
+Then every step with its state, attempt, duration and exit code, the run's inputs, the answers given so far and the outputs run steps wrote (secrets as ***).
+A run step that failed and is retried (retry: in plan.yml) is in state retrying until its next attempt: a line says when that starts, and the earlier attempts of retried steps are listed under the steps; the outputs an earlier attempt wrote are shown too, marked as not passed on (only a step's final, succeeded attempt passes its outputs to later steps).
+--json prints the daemon's RunDetail as it is (run_id, workflow_id, state, reason, current_step, created_at, updated_at, finished_at, inputs, answers, waiting, steps; each step with its outputs, retry_at and its earlier attempts, each with its outputs).`;
   static override examples = [
     '<%= config.bin %> runs show r01M895FFEVNRBYAD18R06K01NW',
     '<%= config.bin %> runs show r01M895FFEVNRBYAD18R06K01NW --json',
@@ -101,6 +102,11 @@ A run step that failed and is retried (retry: in plan.yml) is in state retrying 
     if (answered.length > 0) {
       this.log('answers:');
       for (const [stepId, values] of answered) this.log(`  ${stepId}: ${formatValues(values)}`);
+    }
+    const written = outputLines(run.steps);
+    if (written.length > 0) {
+      this.log('outputs:');
+      for (const line of written) this.log(`  ${line}`);
     }
     return undefined;
   }

@@ -10,9 +10,9 @@ export default class WorkflowsShow extends DaemonCommand {
   static override summary =
     'Show one workflow: its inputs (types, defaults, required, secret) and its steps.';
   static override description =
-    `Prints the workflow's name and description, every input with its type (enum values, secret), whether it is required and its default, then every step with its kind: a run step's time limit and runtime, a gate's prompt, an input step's prompt and fields. Ends with the command that runs it, its required inputs filled in as NAME=VALUE.
+    `Prints the workflow's name and description, every input with its type (enum values, secret), whether it is required and its default, then every step with its kind: a run step's time limit, runtime, retry policy and declared outputs (name, type, required), a gate's prompt, an input step's prompt and fields. Ends with the command that runs it, its required inputs filled in as NAME=VALUE.
 A workflow that does not load fails with INVALID_WORKFLOW listing every problem of its manifest.yml and plan.yml (exit 2); an unknown id fails with UNKNOWN_WORKFLOW, which lists the known ones.
---json prints {id, name, description, inputs: {NAME: {type, required, description, values, default?}}, steps: [{id, kind, …}]}.`;
+--json prints {id, name, description, inputs: {NAME: {type, required, description, values, default?}}, steps: [{id, kind, …}]}; a run step has timeout_ms, runtime, retry_on_restart, retry and outputs ({NAME: {type, required, description, values, default?}}, or null when it declares none).`;
   static override examples = [
     '<%= config.bin %> workflows show greet',
     '<%= config.bin %> workflows show greet --json',
@@ -93,6 +93,12 @@ function stepDetails(step: WorkflowStep): string {
         );
       }
       if (step.retry_on_restart === true) parts.push('retried after a daemon restart');
+      if (step.outputs !== null && step.outputs !== undefined) {
+        const outputs = Object.entries(step.outputs).map(
+          ([name, spec]) => `${name} (${typeText(spec)}${spec.required ? ', required' : ''})`,
+        );
+        parts.push(`outputs: ${outputs.join(', ') || '(none)'}`);
+      }
       return parts.join(', ');
     }
     case 'gate':

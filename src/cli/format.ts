@@ -169,6 +169,8 @@ export const isFinal: (state: RunDetail['state']) => boolean = isFinalRunState;
 
 type Data = Record<string, unknown>;
 const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+const isData = (value: unknown): value is Data =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The chunk of a `step.output` entry, or undefined for a transition. */
 export function outputOf(entry: LogEntry): OutputChunk | undefined {
@@ -192,8 +194,10 @@ function describe(type: string, data: Data): string {
     case 'step.finished': {
       const outcome = str(data.outcome) ?? 'finished';
       const code = typeof data.exit_code === 'number' ? `exit code ${data.exit_code}` : null;
-      if (outcome === 'succeeded') return ` ${step ?? '?'}: succeeded (exit code 0)`;
-      return ` ${step ?? '?'}: ${outcome === 'exited' ? 'failed' : outcome}${code ? ` (${code})` : ''}`;
+      const outputs = isData(data.outputs) && Object.keys(data.outputs).length > 0 ? data.outputs : null;
+      const written = outputs === null ? '' : ` outputs: ${formatValues(outputs)}`;
+      if (outcome === 'succeeded') return ` ${step ?? '?'}: succeeded (exit code 0)${written}`;
+      return ` ${step ?? '?'}: ${outcome === 'exited' ? 'failed' : outcome}${code ? ` (${code})` : ''}${written}`;
     }
     case 'step.retrying':
       return ` ${step ?? '?'}: ${retryingText(data)}`;
@@ -265,6 +269,27 @@ export function earlierAttemptRows(steps: readonly StepRecord[]): string[][] {
       attempt.reason ?? '',
     ]),
   );
+}
+
+/**
+ * The outputs run steps wrote, one line each, for `runs show`: a step's earlier attempts first
+ * (never passed on), then its latest attempt, whose outputs are passed on only when it succeeded.
+ */
+export function outputLines(steps: readonly StepRecord[]): string[] {
+  return steps.flatMap((step) => {
+    const earlier = (step.attempts ?? [])
+      .filter((attempt) => Object.keys(attempt.outputs ?? {}).length > 0)
+      .map(
+        (attempt) =>
+          `${step.id} (attempt ${attempt.attempt}): ${formatValues(attempt.outputs ?? {})} (earlier attempt: not passed on)`,
+      );
+    const outputs = step.outputs ?? {};
+    if (Object.keys(outputs).length === 0) return earlier;
+    const which = earlier.length > 0 ? ` (attempt ${step.attempt})` : '';
+    // Only a succeeded step passes its outputs on; a failed one's are shown to say why.
+    const note = step.state === 'succeeded' ? '' : ` (${step.state}: not passed on)`;
+    return [...earlier, `${step.id}${which}: ${formatValues(outputs)}${note}`];
+  });
 }
 
 /** A transition as one line: `[HH:MM:SS] step.started build (attempt 1)`. */

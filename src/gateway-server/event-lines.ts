@@ -66,7 +66,12 @@ function summarise(type: string, data: Data, sent?: (cmdId: string) => SentComma
     case 'step.finished': {
       const outcome = str(data.outcome) ?? 'finished';
       const code = typeof data.exit_code === 'number' ? ` (exit code ${data.exit_code})` : '';
-      return ` ${step ?? '?'}: ${outcome === 'exited' ? 'failed' : outcome}${code}`;
+      // What the attempt wrote to CHARTER_OUTPUT (secrets arrive as ***), when anything.
+      const written =
+        isRecord(data.outputs) && Object.keys(data.outputs).length > 0
+          ? ` outputs: ${values(data.outputs)}`
+          : '';
+      return ` ${step ?? '?'}: ${outcome === 'exited' ? 'failed' : outcome}${code}${written}`;
     }
     case 'step.retrying':
       return ` ${step ?? '?'} (attempt ${num(data.attempt)})${reason(data)}`;

@@ -31,6 +31,15 @@ export const MAX_FIELD_NAME_CHARS = 64;
 export const MAX_ID_CHARS = 100;
 /** Each of manifest.yml and plan.yml, on disk. */
 export const MAX_WORKFLOW_FILE_BYTES = 256 * 1024;
+/** A run step's CHARTER_OUTPUT file, read when the step ends (docs/workflows.md, Outputs). */
+export const MAX_OUTPUT_FILE_BYTES = 64 * 1024;
+/** Distinct output names one step may write. */
+export const MAX_OUTPUT_NAMES = 100;
+/**
+ * The outputs of all the steps of a run together, as JSON: later steps get them in their
+ * environment, which the kernel bounds (about 2 MiB with the arguments on Linux).
+ */
+export const MAX_RUN_OUTPUTS_JSON_BYTES = 256 * 1024;
 
 /** An error message on the wire; past it the message is cut (see {@link cutText}). */
 export const MAX_ERROR_MESSAGE_BYTES = 64 * 1024;

@@ -142,6 +142,12 @@ export const AttemptRecordSchema = z.object({
   finished_at: z.nullable(z.string()),
   exit_code: z.nullable(z.int()),
   reason: z.nullable(z.string()),
+  /**
+   * What this attempt wrote to CHARTER_OUTPUT (name → value; a `secret` is `"***"`); `{}` when
+   * none. Never passed on: only the step's final, succeeded attempt passes its outputs on.
+   * Optional: daemons before step outputs do not send it.
+   */
+  outputs: z.optional(JsonObject),
 });
 export type AttemptRecord = z.infer<typeof AttemptRecordSchema>;
 
@@ -163,6 +169,11 @@ export const StepRecordSchema = z.object({
   finished_at: z.nullable(z.string()),
   exit_code: z.nullable(z.int()),
   reason: z.nullable(z.string()),
+  /**
+   * What the step's latest ended attempt wrote to CHARTER_OUTPUT (name → value; a `secret` is
+   * `"***"`); `{}` when none. Optional: daemons before step outputs do not send it.
+   */
+  outputs: z.optional(JsonObject),
   /** While the step waits to retry (state `retrying`): when its next attempt starts. */
   retry_at: z.optional(z.nullable(z.string())),
   /** The step's earlier attempts, oldest first (retried, or re-run after a restart). */

@@ -72,6 +72,12 @@ export const WorkflowStepSchema = z.object({
       }),
     ),
   ),
+  /**
+   * run steps: the outputs the step declares (`outputs:`), name → type, required, description
+   * (and an enum's values, a default); null when undeclared: then it may write any names, all
+   * strings.
+   */
+  outputs: z.optional(z.nullable(z.record(z.string(), InputSpecSchema))),
   /** gate and input steps: what the person is asked. */
   prompt: z.optional(z.string()),
   /** input steps: the fields of the answers. */

@@ -2,7 +2,7 @@
  * The run machine with its real implementations: checkpoints and output go to the store (and
  * to log followers), and `run` steps execute as supervised process groups.
  */
-import { mkdirSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { fromCallback } from 'xstate';
@@ -10,18 +10,20 @@ import {
   type Checkpoint,
   type RunContext,
   runMachine,
+  type StepOutputsReport,
   type StepRunnerEvent,
   type StepRunnerInput,
 } from '../../machines/run.machine.js';
 import { crashPoint } from '../daemon/crash-points.js';
 import { errorMessage } from '../errors/error-message.js';
 import type { ControlReply } from '../protocol/control.js';
+import { capProblems } from '../protocol/field-limits.js';
 import { outputTextBudget, splitTextToFit } from '../protocol/frame-budget.js';
 import type { Waiting } from '../protocol/runs.js';
 import type { LiveSecrets } from '../secrets/live-secrets.js';
 import { MaskPatterns } from '../secrets/masker.js';
 import { StepOutputMasker } from '../secrets/output-masker.js';
-import { openAnswers, openInputs } from '../secrets/seal-values.js';
+import { openAnswers, openInputs, openOutputs, outputAad } from '../secrets/seal-values.js';
 import { redactSealed } from '../secrets/sealed.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { RunPatch, StepPatch } from '../store/run-store.js';
@@ -34,12 +36,13 @@ import {
   venvPath,
   writeContextFile,
 } from '../workflow/step-env.js';
+import { readStepOutputs, takenVariables } from '../workflow/step-outputs.js';
 import { startStepProcess } from '../workflow/step-process.js';
 import { fieldToWire } from '../workflow/values.js';
 
 export interface RunLogicDeps {
   readonly projectRoot: string;
-  /** Where per-run files (the CHARTER_CONTEXT file) live. */
+  /** Where per-run files (the CHARTER_CONTEXT file, the CHARTER_OUTPUT files) live. */
   readonly runsDir: string;
   readonly store: Store;
   /** Records a gateway command's result inside the checkpoint that applies it (see Intake). */
@@ -72,6 +75,44 @@ function waitingAt(workflow: Workflow, index: number, since: string): Waiting | 
         : null,
     since,
   };
+}
+
+/** The plan a step child gets is the shared workflow definition too. */
+const workflowOfPlan = (input: StepRunnerInput): Workflow => input.plan as Workflow;
+
+/**
+ * Creates `runs/<id>/outputs/<step>.<attempt>`: empty, 0600, private to this attempt. Whatever
+ * else is in that folder was left by an attempt cut off by a crash (it may hold secrets in
+ * clear) and goes first: a run has one step executing at a time.
+ */
+function freshOutputFile(runDir: string, stepId: string, attempt: number): string {
+  const dir = join(runDir, 'outputs');
+  // A step knows the folder: one it replaced by a link (or a file) is removed, never followed.
+  const found = lstatSafe(dir);
+  if (found !== undefined && !found.isDirectory()) rmSync(dir, { force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const name of readdirSync(dir)) rmSync(join(dir, name), { force: true, recursive: true });
+  const path = join(dir, `${stepId}.${attempt}`);
+  // `wx`: a fresh file, so `mode` applies.
+  writeFileSync(path, '', { mode: 0o600, flag: 'wx' });
+  return path;
+}
+
+function lstatSafe(path: string): ReturnType<typeof lstatSync> | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes a step's output file; a failure is logged, never thrown (the step's end must be told). */
+function removeOutputFile(path: string, log: Logger): void {
+  try {
+    rmSync(path, { force: true, recursive: true });
+  } catch (error) {
+    log.warn({ error: errorMessage(error) }, 'the CHARTER_OUTPUT file could not be removed');
+  }
 }
 
 export function createRunLogic(deps: RunLogicDeps) {
@@ -112,6 +153,7 @@ export function createRunLogic(deps: RunLogicDeps) {
       if (cp.step.reason !== undefined) step.reason = cp.step.reason;
       if (cp.step.started) step.startedAt = iso;
       if (cp.step.finished !== undefined) step.finishedAt = cp.step.finished ? iso : null;
+      if (cp.step.outputs !== undefined) step.outputs = cp.step.outputs;
       if (cp.step.retryAt !== undefined) step.retryAt = cp.step.retryAt;
       if (cp.step.archiveAttempt) step.archiveAttempt = true;
       steps.push(step);
@@ -144,18 +186,23 @@ export function createRunLogic(deps: RunLogicDeps) {
     }
 
     const record = store.runs.getRecord(input.runId);
+    // From the store, not memory: what the steps before passed on survives restarts and gates.
+    const passed = store.runs.passedOutputs(input.runId, input.stepIndex);
     let opened: {
       inputs: Record<string, StepScalar>;
       answers: Record<string, Record<string, StepScalar>>;
+      outputs: Record<string, Record<string, StepScalar>>;
       secrets: string[];
     };
     try {
       const inputs = openInputs(input.runId, record?.inputs ?? {}, deps.secrets);
       const answers = openAnswers(input.runId, record?.answers ?? {}, deps.secrets);
+      const outputs = openOutputs(input.runId, passed, deps.secrets);
       opened = {
         inputs: inputs.values,
         answers: answers.values,
-        secrets: [...inputs.secrets, ...answers.secrets],
+        outputs: outputs.values,
+        secrets: [...inputs.secrets, ...answers.secrets, ...outputs.secrets],
       };
     } catch (error) {
       // A clear reason on the run, never a crash (SECRETS_UNAVAILABLE: the key file).
@@ -174,14 +221,59 @@ export function createRunLogic(deps: RunLogicDeps) {
       workflow_id: input.workflowId,
       inputs: redactSealed(record?.inputs ?? {}) as Record<string, StepScalar>,
       answers: redactSealed(record?.answers ?? {}) as Record<string, Record<string, StepScalar>>,
+      outputs: redactSealed(passed) as Record<string, Record<string, StepScalar>>,
     });
+    let outputFile: string;
+    try {
+      outputFile = freshOutputFile(runDir, step.id, input.attempt);
+    } catch (error) {
+      const message = `cannot create the CHARTER_OUTPUT file: ${errorMessage(error)}`;
+      sendBack({ type: 'step.output', chunk: { stream: 'stderr', text: `${message}\n` } });
+      sendBack({ type: 'step.exited', outcome: { kind: 'spawn_failed', message } });
+      return undefined;
+    }
 
     const liveOwner = `run:${input.runId}`;
     deps.liveSecrets?.set(liveOwner, opened.secrets);
-    const masker = new StepOutputMasker(
-      new MaskPatterns([...opened.secrets, ...deps.daemonSecrets().filter((s): s is string => s !== null)]),
-      (chunk) => sendBack({ type: 'step.output', chunk }),
+    const knownSecrets = [...opened.secrets, ...deps.daemonSecrets().filter((s): s is string => s !== null)];
+    const masker = new StepOutputMasker(new MaskPatterns(knownSecrets), (chunk) =>
+      sendBack({ type: 'step.output', chunk }),
     );
+    /** The outputs the step wrote, as they are to be recorded; never throws. */
+    const collectOutputs = (): StepOutputsReport => {
+      const checked = readStepOutputs(outputFile, {
+        stepId: step.id,
+        declared: step.outputs,
+        taken: takenVariables(workflowOfPlan(input), step.id, passed),
+        earlier: opened.outputs,
+      });
+      const secretNames = Object.keys(checked.values).filter(
+        (name) => step.outputs?.[name]?.type === 'secret',
+      );
+      // A value (or a problem quoting one) that holds a secret of the run shows it masked.
+      const mask = new MaskPatterns([
+        ...knownSecrets,
+        ...secretNames.map((name) => String(checked.values[name])),
+      ]);
+      const problems = capProblems(checked.problems.map((problem) => mask.mask(problem)));
+      const values: Record<string, unknown> = {};
+      try {
+        for (const [name, value] of Object.entries(checked.values)) {
+          values[name] = secretNames.includes(name)
+            ? deps.secrets.seal(String(value), outputAad(input.runId, step.id, name))
+            : typeof value === 'string'
+              ? mask.mask(value)
+              : value;
+        }
+      } catch (error) {
+        // Not one secret output in clear: none is recorded, and the step fails.
+        return {
+          values: {},
+          problems: [...problems, `secret outputs cannot be sealed: ${errorMessage(error)}`],
+        };
+      }
+      return { values, problems };
+    };
     const process_ = startStepProcess({
       command: step.command,
       cwd: deps.projectRoot,
@@ -191,8 +283,10 @@ export function createRunLogic(deps: RunLogicDeps) {
         workflowId: input.workflowId,
         inputs: opened.inputs,
         answers: opened.answers,
+        outputs: opened.outputs,
         stepEnv: step.env,
         contextFile,
+        outputFile,
         baseEnv: process.env,
         mode: deps.stepEnv,
       }),
@@ -209,8 +303,11 @@ export function createRunLogic(deps: RunLogicDeps) {
       deps.liveSecrets?.delete(liveOwner);
       log.info({ outcome }, 'step finished');
       if (stopped) return;
+      const outputs = collectOutputs();
+      // Read once and recorded with the step's finish: the file (secrets in clear) goes.
+      removeOutputFile(outputFile, log);
       masker.end();
-      sendBack({ type: 'step.exited', outcome });
+      sendBack({ type: 'step.exited', outcome, outputs });
     });
     receive((event) => {
       if (event.type === 'step.cancel') process_.cancel(event.reason);
@@ -218,6 +315,7 @@ export function createRunLogic(deps: RunLogicDeps) {
     return () => {
       stopped = true;
       deps.liveSecrets?.delete(liveOwner);
+      removeOutputFile(outputFile, log);
       // The run actor is being stopped (the daemon is exiting): nothing may outlive it.
       if (!finished && process_.pid !== undefined) {
         try {

@@ -1,8 +1,9 @@
 /**
- * Sealing the secret fields of inputs and answers (by their specs) when they come in, and
- * opening them when a step's environment is built. Where each value belongs is its additional
- * data: `run:<id>:inputs.<name>`, `run:<id>:answers.<step>.<field>`; a gateway command waiting
- * in the inbox, `inbox:<cmd_id>:<inputs|answers>.<name>`.
+ * Sealing the secret fields of inputs, answers and step outputs (by their specs) when they come
+ * in, and opening them when a step's environment is built. Where each value belongs is its
+ * additional data: `run:<id>:inputs.<name>`, `run:<id>:answers.<step>.<field>`,
+ * `run:<id>:outputs.<step>.<name>`; a gateway command waiting in the inbox,
+ * `inbox:<cmd_id>:<inputs|answers>.<name>`.
  */
 import type { FieldSpec } from '../workflow/definition.js';
 import { isSealed } from './sealed.js';
@@ -13,6 +14,8 @@ export type Scalar = string | number | boolean;
 export const inputAad = (runId: string, name: string): string => `run:${runId}:inputs.${name}`;
 export const answerAad = (runId: string, stepId: string, field: string): string =>
   `run:${runId}:answers.${stepId}.${field}`;
+export const outputAad = (runId: string, stepId: string, name: string): string =>
+  `run:${runId}:outputs.${stepId}.${name}`;
 
 /** The values with every field whose spec is `secret` sealed; the others as they are. */
 export function sealSecretFields(
@@ -80,13 +83,30 @@ export function openAnswers(
   answers: Readonly<Record<string, Readonly<Record<string, unknown>>>>,
   box: SecretBox,
 ): Opened<Record<string, Record<string, Scalar>>> {
+  return openByStep(answers, box, (stepId, field) => answerAad(runId, stepId, field));
+}
+
+/** Opens every sealed value of the outputs steps passed on (by step, then name). Throws SECRETS_UNAVAILABLE. */
+export function openOutputs(
+  runId: string,
+  outputs: Readonly<Record<string, Readonly<Record<string, unknown>>>>,
+  box: SecretBox,
+): Opened<Record<string, Record<string, Scalar>>> {
+  return openByStep(outputs, box, (stepId, name) => outputAad(runId, stepId, name));
+}
+
+function openByStep(
+  byStep: Readonly<Record<string, Readonly<Record<string, unknown>>>>,
+  box: SecretBox,
+  aadOf: (stepId: string, name: string) => string,
+): Opened<Record<string, Record<string, Scalar>>> {
   const secrets: string[] = [];
   const values: Record<string, Record<string, Scalar>> = {};
-  for (const [stepId, fields] of Object.entries(answers)) {
+  for (const [stepId, fields] of Object.entries(byStep)) {
     const step: Record<string, Scalar> = {};
     for (const [field, value] of Object.entries(fields)) {
       if (isSealed(value)) {
-        const opened = box.open(value, answerAad(runId, stepId, field));
+        const opened = box.open(value, aadOf(stepId, field));
         secrets.push(opened);
         step[field] = opened;
       } else {

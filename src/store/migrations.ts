@@ -163,6 +163,18 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE steps_v5 RENAME TO steps;
     `,
   },
+  {
+    version: 6,
+    name: 'step outputs',
+    up: `
+      -- What the step's latest ended attempt wrote to CHARTER_OUTPUT: a JSON object name -> value
+      -- (secret values sealed), or NULL when it wrote none or has not ended. A succeeded step's
+      -- outputs are what later steps of the run see, after any restart. An attempt that is
+      -- retried keeps its outputs in its entry of attempts (key "outputs"); entries archived
+      -- before this migration have none.
+      ALTER TABLE steps ADD COLUMN outputs TEXT;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

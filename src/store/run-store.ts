@@ -51,11 +51,13 @@ export interface StepPatch {
   finishedAt?: string | null;
   exitCode?: number | null;
   reason?: string | null;
+  /** The outputs of the attempt that ended (secret values sealed); null clears them. */
+  outputs?: Readonly<Record<string, unknown>> | null;
   /** When the next attempt is due, while the step waits to retry (ISO 8601). */
   retryAt?: string | null;
   /**
    * A new attempt starts: first append the attempt the row holds (its attempt, start, end, exit
-   * code and reason, as stored) to the step's `attempts`, in the same statement.
+   * code, reason and outputs, as stored) to the step's `attempts`, in the same statement.
    */
   archiveAttempt?: boolean;
 }
@@ -146,8 +148,9 @@ interface StepRow {
   exit_code: number | null;
   reason: string | null;
   retry_at: string | null;
-  /** JSON list of AttemptRecord. */
+  /** JSON list of AttemptRecord (secret outputs sealed). */
   attempts: string;
+  outputs: string | null;
 }
 
 interface LogRow {
@@ -199,6 +202,8 @@ interface UpdateStepParams {
   exit_code: number | null;
   set_reason: Flag;
   reason: string | null;
+  set_outputs: Flag;
+  outputs: string | null;
   set_retry_at: Flag;
   retry_at: string | null;
   archive_attempt: Flag;
@@ -215,6 +220,10 @@ export class RunStore {
   private readonly updateStepStmt: Database.Statement<[UpdateStepParams]>;
   private readonly getRunStmt: Database.Statement<[string], RunRow>;
   private readonly getStepsStmt: Database.Statement<[string], StepRow>;
+  private readonly passedOutputsStmt: Database.Statement<
+    [{ run_id: string; before: number }],
+    { step_id: string; outputs: string }
+  >;
   private readonly listStmts: Record<
     keyof typeof LIST_RUNS_SQL,
     Database.Statement<[ListParams], RunSummary>
@@ -272,7 +281,8 @@ export class RunStore {
       `UPDATE steps SET
          attempts = CASE WHEN @archive_attempt AND started_at IS NOT NULL
            THEN json_insert(attempts, '$[#]', json_object('attempt', attempt, 'started_at', started_at,
-             'finished_at', finished_at, 'exit_code', exit_code, 'reason', reason))
+             'finished_at', finished_at, 'exit_code', exit_code, 'reason', reason,
+             'outputs', json(coalesce(outputs, '{}'))))
            ELSE attempts END,
          state = coalesce(@state, state),
          attempt = coalesce(@attempt, attempt),
@@ -280,13 +290,21 @@ export class RunStore {
          finished_at = CASE WHEN @set_finished_at THEN @finished_at ELSE finished_at END,
          exit_code = CASE WHEN @set_exit_code THEN @exit_code ELSE exit_code END,
          reason = CASE WHEN @set_reason THEN @reason ELSE reason END,
-         retry_at = CASE WHEN @set_retry_at THEN @retry_at ELSE retry_at END
+         retry_at = CASE WHEN @set_retry_at THEN @retry_at ELSE retry_at END,
+         outputs = CASE WHEN @set_outputs THEN @outputs ELSE outputs END
        WHERE run_id = @run_id AND idx = @idx`,
     );
     this.getRunStmt = db.prepare('SELECT * FROM runs WHERE run_id = ?');
     this.getStepsStmt = db.prepare(
-      `SELECT step_id, kind, state, attempt, started_at, finished_at, exit_code, reason, retry_at, attempts
+      `SELECT step_id, kind, state, attempt, started_at, finished_at, exit_code, reason, retry_at, attempts,
+         outputs
        FROM steps WHERE run_id = ? ORDER BY idx`,
+    );
+    // Only a succeeded step passes its outputs on (a failed or retried attempt's stay its own).
+    this.passedOutputsStmt = db.prepare(
+      `SELECT step_id, outputs FROM steps
+       WHERE run_id = @run_id AND idx < @before AND state = 'succeeded' AND outputs IS NOT NULL
+       ORDER BY idx`,
     );
     this.listStmts = {
       all: db.prepare(LIST_RUNS_SQL.all),
@@ -389,6 +407,18 @@ export class RunStore {
     return this.readDetailTx(runId);
   }
 
+  /**
+   * The outputs that the succeeded steps before index `before` pass on, by step id (as stored:
+   * secret values sealed). What a run step sees of the steps before it, after any restart.
+   */
+  passedOutputs(runId: string, before: number): Record<string, Record<string, unknown>> {
+    const passed: Record<string, Record<string, unknown>> = {};
+    for (const row of this.passedOutputsStmt.all({ run_id: runId, before })) {
+      passed[row.step_id] = JSON.parse(row.outputs) as Record<string, unknown>;
+    }
+    return passed;
+  }
+
   getRecord(runId: string): RunRecord | undefined {
     const row = this.getRunStmt.get(runId);
     return row === undefined ? undefined : toRecord(row);
@@ -489,6 +519,8 @@ export class RunStore {
       exit_code: step.exitCode ?? null,
       set_reason: flag(step.reason),
       reason: step.reason ?? null,
+      set_outputs: flag(step.outputs),
+      outputs: step.outputs == null ? null : encodeJson(step.outputs, 'outputs'),
       set_retry_at: flag(step.retryAt),
       retry_at: step.retryAt ?? null,
       archive_attempt: step.archiveAttempt === true ? 1 : 0,
@@ -577,10 +609,16 @@ function toDetail(row: RunRow, steps: readonly StepRow[]): RunDetail {
     inputs: redactSealed(JSON.parse(row.inputs) as Record<string, unknown>),
     answers: redactSealed(JSON.parse(row.answers) as Record<string, Record<string, unknown>>),
     waiting: row.waiting === null ? null : (JSON.parse(row.waiting) as Waiting),
-    steps: steps.map(({ step_id, attempts, ...rest }) => ({
+    steps: steps.map(({ step_id, attempts, outputs, ...rest }) => ({
       id: step_id,
       ...rest,
-      attempts: JSON.parse(attempts) as AttemptRecord[],
+      // Secrets as `***`, like inputs and answers; an attempt archived before the store had
+      // outputs (schema 5) wrote none.
+      attempts: (JSON.parse(attempts) as AttemptRecord[]).map((attempt) => ({
+        ...attempt,
+        outputs: redactSealed(attempt.outputs ?? {}),
+      })),
+      outputs: outputs === null ? {} : redactSealed(JSON.parse(outputs) as Record<string, unknown>),
     })),
     finished_at: row.finished_at,
   };

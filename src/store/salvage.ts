@@ -262,9 +262,17 @@ export function recoverStore(storePath: string, identityPath: string, now: Date 
     'runs',
     'run_id, workflow_id, state, reason, current_step, step_index, attempt, waiting, inputs, answers, last_run_seq, created_at, updated_at, finished_at',
   );
+  // Columns later migrations added: a store from before retries (schema 4) has no retry_at and
+  // attempts, one from before step outputs (schema 5) no outputs; their steps have none.
+  const laterColumn = (column: string, absent: string): string =>
+    old !== undefined && hasColumn(old, 'steps', column) ? column : `${absent} AS ${column}`;
   const steps = read<Record<string, unknown> & { _rowid: number }>(
     'steps',
-    'run_id, idx, step_id, kind, state, attempt, started_at, finished_at, exit_code, reason',
+    `run_id, idx, step_id, kind, state, attempt, started_at, finished_at, exit_code, reason, ${[
+      laterColumn('retry_at', 'NULL'),
+      laterColumn('attempts', "'[]'"),
+      laterColumn('outputs', 'NULL'),
+    ].join(', ')}`,
   );
   const journal = read<Record<string, unknown> & { _rowid: number }>(
     'journal',
@@ -330,14 +338,19 @@ export function recoverStore(storePath: string, identityPath: string, now: Date 
       if (typeof row.run_id === 'string') runIds.add(row.run_id);
     }
     const insertStep = db.prepare(
-      `INSERT INTO steps (run_id, idx, step_id, kind, state, attempt, started_at, finished_at, exit_code, reason)
-       VALUES (@run_id, @idx, @step_id, @kind, @state, @attempt, @started_at, @finished_at, @exit_code, @reason)`,
+      `INSERT INTO steps (run_id, idx, step_id, kind, state, attempt, started_at, finished_at, exit_code, reason,
+         retry_at, attempts, outputs)
+       VALUES (@run_id, @idx, @step_id, @kind, @state, @attempt, @started_at, @finished_at, @exit_code, @reason,
+         @retry_at, @attempts, @outputs)`,
     );
     for (const { _rowid, ...row } of steps.rows) {
       if (!runIds.has(String(row.run_id))) {
         unusable.steps += 1;
         continue;
       }
+      // Damaged outputs or history are dropped; the step itself is kept.
+      if (!jsonColumns(row, [], ['outputs'])) row.outputs = null;
+      if (!jsonList(row.attempts)) row.attempts = '[]';
       tryInsert('steps', insertStep, row);
     }
     const insertEntry = db.prepare(
@@ -392,6 +405,27 @@ export function recoverStore(storePath: string, identityPath: string, now: Date 
     runs_without_row: orphaned ?? 0,
     duration_ms: Math.round(performance.now() - started),
   };
+}
+
+/** Whether a table of the old store has a column (false when its schema cannot be read). */
+function hasColumn(db: Database.Database, table: string, column: string): boolean {
+  try {
+    return db
+      .prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`)
+      .all()
+      .some((row) => row.name === column);
+  } catch {
+    return false;
+  }
+}
+
+/** A salvaged column holds a JSON list (the steps' attempts history). */
+function jsonList(value: unknown): boolean {
+  try {
+    return Array.isArray(JSON.parse(String(value)));
+  } catch {
+    return false;
+  }
 }
 
 /** The JSON columns of a salvaged row parse (garbage that read as text does not). */

@@ -46,6 +46,11 @@ export interface RunStep {
   readonly runtime: 'python' | null;
   /** Run the step again when the daemon restarted while it was running (instead of failing the run). */
   readonly retryOnRestart: boolean;
+  /**
+   * The outputs the step declares (`outputs:`, typed like inputs), or null: then it may write any
+   * names, all strings. See src/workflow/step-outputs.ts.
+   */
+  readonly outputs: Readonly<Record<string, FieldSpec>> | null;
   /** Automatic retries of a failed attempt (`retry:`); null: a failed attempt fails the run. */
   readonly retry: RetryPolicy | null;
 }
@@ -68,7 +73,10 @@ export interface RetryPolicy {
 
 /** Which failed attempts are retried (a cancelled attempt never is). */
 export interface RetryOn {
-  /** `any`: every non-zero exit code, and death by a signal the daemon did not send. */
+  /**
+   * `any`: every non-zero exit code, and death by a signal the daemon did not send. Never an
+   * attempt that exited 0 and failed `invalid_outputs` (a contract error, not a flaky exit).
+   */
   readonly anyFailure: boolean;
   /** These exit codes (1–255). */
   readonly exitCodes: readonly number[];
@@ -124,7 +132,10 @@ export function inputEnvVar(name: string): string {
   return `CHARTER_INPUT_${envVarPart(name)}`;
 }
 
-/** `CHARTER_STEP_<STEP>_<FIELD>`: how a run step sees an answer given to an earlier input step. */
+/**
+ * `CHARTER_STEP_<STEP>_<FIELD>`: how a run step sees an answer given to an earlier input step, and
+ * an output of an earlier run step.
+ */
 export function stepFieldEnvVar(stepId: string, field: string): string {
   return `CHARTER_STEP_${envVarPart(stepId)}_${envVarPart(field)}`;
 }

@@ -73,6 +73,7 @@ function describeStep(step: Step): WorkflowStep {
         runtime: step.runtime,
         retry_on_restart: step.retryOnRestart,
         retry: retryOf(step.retry),
+        outputs: step.outputs === null ? null : mapFields(step.outputs),
       };
     case 'gate':
       return { id: step.id, kind: 'gate', prompt: step.prompt };

@@ -318,6 +318,7 @@ const StepSchema = strict({
     .nullish(),
   retry_on_restart: z.boolean().nullish(),
   runtime: z.literal('python').nullish(),
+  outputs: z.record(NameSchema, FieldSchema).nullish(),
   retry: RetrySchema.nullish(),
 }).superRefine((value, ctx) => checkStep(value, ctx), ALWAYS);
 
@@ -450,7 +451,7 @@ function checkEnvCollisions(value: unknown, ctx: Ctx, noun: 'input' | 'field'): 
 }
 
 const STEP_KINDS = ['run', 'gate', 'input'] as const;
-const RUN_ONLY_KEYS = ['timeout', 'env', 'retry_on_restart', 'runtime', 'retry'] as const;
+const RUN_ONLY_KEYS = ['timeout', 'env', 'retry_on_restart', 'runtime', 'outputs', 'retry'] as const;
 
 function checkStep(value: unknown, ctx: Ctx): void {
   if (!isRecord(value)) return;
@@ -603,21 +604,28 @@ function checkPlan(value: unknown, ctx: Ctx): void {
     } else {
       stepIds.set(step.id, index);
     }
-    const fields = isRecord(step.input) ? step.input.fields : undefined;
-    if (!isRecord(fields) || !ID_PATTERN.test(step.id)) continue;
-    for (const name of Object.keys(fields)) {
-      if (!NAME_PATTERN.test(name)) continue;
-      const variable = stepFieldEnvVar(step.id, name);
-      const where = `steps.${index}.input.fields.${name}`;
-      const other = variables.get(variable);
-      if (other !== undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['steps', index, 'input', 'fields', name],
-          message: `becomes ${variable} like ${other}; rename one of them`,
-        });
-      } else {
-        variables.set(variable, where);
+    if (!ID_PATTERN.test(step.id)) continue;
+    // Answers of input steps and declared outputs of run steps share the CHARTER_STEP_ namespace.
+    const named: [readonly (string | number)[], unknown][] = [
+      [['input', 'fields'], isRecord(step.input) ? step.input.fields : undefined],
+      [['outputs'], step.run !== undefined ? step.outputs : undefined],
+    ];
+    for (const [at, fields] of named) {
+      if (!isRecord(fields)) continue;
+      for (const name of Object.keys(fields)) {
+        if (!NAME_PATTERN.test(name)) continue;
+        const variable = stepFieldEnvVar(step.id, name);
+        const path = ['steps', index, ...at, name];
+        const other = variables.get(variable);
+        if (other !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path,
+            message: `becomes ${variable} like ${other}; rename one of them`,
+          });
+        } else {
+          variables.set(variable, path.join('.'));
+        }
       }
     }
   }
@@ -765,6 +773,7 @@ function toStep(step: PlanData['steps'][number]): Step {
     env: { ...(step.env ?? {}) },
     runtime: step.runtime ?? null,
     retryOnRestart: step.retry_on_restart ?? false,
+    outputs: step.outputs === undefined || step.outputs === null ? null : toFieldSpecs(step.outputs),
     retry: step.retry === undefined || step.retry === null ? null : toRetryPolicy(step.retry),
   };
 }

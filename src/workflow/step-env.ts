@@ -3,8 +3,9 @@
  * taken from the daemon's environment by `daemon.step_env` — `inherit`: all of it but the
  * daemon's own `CHARTER_*` variables (its settings and credentials, CHARTER_GATEWAY_TOKEN
  * among them); `minimal`: only {@link MINIMAL_ENV_NAMES} — then the run's identity, its inputs,
- * the answers of earlier steps, the path of the context file and, when the project has a
- * Charter virtualenv, that venv first on PATH. The step's own `env` wins over all.
+ * the answers and outputs of earlier steps, the path of the context file, the path of the step's
+ * own output file and, when the project has a Charter virtualenv, that venv first on PATH. The
+ * step's own `env` wins over all (it may not set `CHARTER_*` names).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -51,9 +52,13 @@ export interface StepEnvInput {
   inputs: Readonly<Record<string, StepScalar>>;
   /** Answers of earlier steps, keyed by step id, then by field name. */
   answers: Readonly<Record<string, Readonly<Record<string, StepScalar>>>>;
+  /** Outputs passed on by earlier run steps, keyed by step id, then by name. */
+  outputs?: Readonly<Record<string, Readonly<Record<string, StepScalar>>>>;
   /** The step's own `env`, applied last. */
   stepEnv: Readonly<Record<string, string>>;
   contextFile: string;
+  /** CHARTER_OUTPUT: the fresh file the step writes its outputs to. */
+  outputFile?: string;
   /** The daemon's environment, filtered by `stepEnv` (see {@link stepBaseEnv}). */
   baseEnv: NodeJS.ProcessEnv;
   /** Default `inherit`. */
@@ -65,6 +70,8 @@ export interface StepContext {
   workflow_id: string;
   inputs: Readonly<Record<string, StepScalar>>;
   answers: Readonly<Record<string, Readonly<Record<string, StepScalar>>>>;
+  /** Outputs of earlier run steps that succeeded: step id → name → value. */
+  outputs?: Readonly<Record<string, Readonly<Record<string, StepScalar>>>>;
 }
 
 /** `my-input` → `MY_INPUT`: upper-cased, every character outside [A-Z0-9] becomes `_`. */
@@ -96,12 +103,17 @@ export function buildStepEnv(input: StepEnvInput): NodeJS.ProcessEnv {
   for (const [name, value] of Object.entries(input.inputs)) {
     env[`CHARTER_INPUT_${envName(name)}`] = String(value);
   }
-  for (const [stepId, fields] of Object.entries(input.answers)) {
-    for (const [field, value] of Object.entries(fields)) {
-      env[`CHARTER_STEP_${envName(stepId)}_${envName(field)}`] = String(value);
+  // Answers and outputs share the namespace; workflow loading and the output checks keep their
+  // variables apart (src/workflow/load.ts, step-outputs.ts).
+  for (const byStep of [input.answers, input.outputs ?? {}]) {
+    for (const [stepId, fields] of Object.entries(byStep)) {
+      for (const [field, value] of Object.entries(fields)) {
+        env[`CHARTER_STEP_${envName(stepId)}_${envName(field)}`] = String(value);
+      }
     }
   }
   env.CHARTER_CONTEXT = input.contextFile;
+  if (input.outputFile !== undefined) env.CHARTER_OUTPUT = input.outputFile;
 
   for (const [name, value] of Object.entries(input.stepEnv)) env[name] = value;
   return env;
@@ -114,6 +126,7 @@ export function writeContextFile(path: string, context: StepContext): void {
     workflow_id: context.workflow_id,
     inputs: context.inputs,
     answers: context.answers,
+    outputs: context.outputs ?? {},
   };
   const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   // `wx`: a fresh file, so `mode` applies (it is ignored for a file that already exists).

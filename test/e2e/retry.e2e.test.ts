@@ -2,7 +2,9 @@
  * Automatic retries of a run step (`retry:` in plan.yml) through the built CLI and a real daemon:
  * a step that fails twice and then succeeds, an exit code that `on` does not cover, and a daemon
  * killed (kill -9) while a step waits to retry, which resumes the wait and runs the next attempt
- * once. Attempts are counted by the step itself, in a file in the project directory.
+ * once; step outputs across attempts (only the final attempt's reach the next step) and an
+ * `invalid_outputs` failure that is not retried. Attempts are counted by the step itself, in a
+ * file in the project directory.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -168,5 +170,93 @@ describe('retries of a run step', () => {
     expect(Date.parse(started[1]?.ts ?? '')).toBeGreaterThanOrEqual(dueAt);
     expect(entries.filter((e) => e.type === 'run.started')).toHaveLength(1);
     expect(entries.filter((e) => e.type === 'step.retrying')).toHaveLength(1);
+  });
+});
+
+/** A workflow `flaky` with the given plan (its steps' text), in a fresh project. */
+function projectWithPlan(plan: string): string {
+  const root = makeProject();
+  projects.push(root);
+  const dir = join(root, 'workflows', 'flaky');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'manifest.yml'), 'id: flaky\nname: Flaky\n');
+  writeFileSync(join(dir, 'plan.yml'), plan);
+  return root;
+}
+
+describe('retries and step outputs', () => {
+  it('a retried attempt’s outputs are kept but not passed on; the next step sees only the final attempt’s', async () => {
+    const root = projectWithPlan(
+      [
+        'steps:',
+        '  - id: fetch',
+        '    run: |',
+        '      n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo "$n" > count',
+        '      basename "$CHARTER_OUTPUT" >> files',
+        '      if [ "$n" -eq 1 ]; then echo "version=first" >> "$CHARTER_OUTPUT"; echo "only1=yes" >> "$CHARTER_OUTPUT"; exit 3; fi',
+        '      echo "version=second" >> "$CHARTER_OUTPUT"',
+        '    retry: { limit: 2, delay: 200ms }',
+        '  - id: after',
+        '    run: |',
+        '      printf "%s|%s\\n" "$CHARTER_STEP_FETCH_VERSION" "$(printenv CHARTER_STEP_FETCH_ONLY1 || echo unset)" > seen',
+        '      cat "$CHARTER_CONTEXT" > context.json',
+        '',
+      ].join('\n'),
+    );
+    const runId = await submit(root);
+    const run = await until(
+      root,
+      runId,
+      (r) => r.state === 'succeeded' || r.state === 'failed',
+      'the run to end',
+    );
+    expect(run.state, run.reason ?? '').toBe('succeeded');
+    // Each attempt had its own, fresh CHARTER_OUTPUT file.
+    expect(readFileSync(join(root, 'files'), 'utf8')).toBe('fetch.1\nfetch.2\n');
+    // The next step sees the second attempt's value only, and nothing the first alone wrote.
+    expect(readFileSync(join(root, 'seen'), 'utf8')).toBe('second|unset\n');
+    const context = parseJson<{ outputs: unknown }>(readFileSync(join(root, 'context.json'), 'utf8'));
+    expect(context.outputs).toEqual({ fetch: { version: 'second' } });
+
+    expect(run.steps[0]).toMatchObject({ state: 'succeeded', attempt: 2, outputs: { version: 'second' } });
+    expect(run.steps[0]?.attempts).toMatchObject([
+      { attempt: 1, exit_code: 3, outputs: { version: 'first', only1: 'yes' } },
+    ]);
+    const finished = (await events(root, runId)).filter(
+      (e) => e.type === 'step.finished' && data(e).step_id === 'fetch',
+    );
+    expect(finished.map((e) => data(e).outputs)).toEqual([
+      { version: 'first', only1: 'yes' },
+      { version: 'second' },
+    ]);
+    const text = await cli(root, ['runs', 'show', runId]);
+    expect(text).toContain(
+      'fetch (attempt 1): version="first", only1="yes" (earlier attempt: not passed on)',
+    );
+    expect(text).toContain('fetch (attempt 2): version="second"\n');
+  });
+
+  it('invalid_outputs is not retried, even with on: any', async () => {
+    const root = projectWithPlan(
+      [
+        'steps:',
+        '  - id: fetch',
+        '    run: |',
+        '      n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo "$n" > count',
+        '      echo "count=many" >> "$CHARTER_OUTPUT"',
+        '    outputs:',
+        '      count: { type: integer, required: true }',
+        '    retry: { limit: 3, delay: 200ms, on: any }',
+        '  - id: after',
+        '    run: echo never',
+        '',
+      ].join('\n'),
+    );
+    const runId = await submit(root);
+    const run = await until(root, runId, (r) => r.state === 'failed', 'the run to fail');
+    expect(run.reason).toBe('invalid_outputs: count: expected an integer, got "many" (attempt 1 of 4)');
+    expect(run.steps[0]).toMatchObject({ state: 'failed', exit_code: 0, attempt: 1, attempts: [] });
+    expect(attemptsCounted(root)).toBe(1);
+    expect((await events(root, runId)).map((e) => e.type)).not.toContain('step.retrying');
   });
 });

@@ -1,7 +1,8 @@
 /**
  * `workflows list` and `workflows show` of the built CLI against a real daemon, in a copy of the
  * sample project with a broken workflow and one with a secret input added: what can run, what
- * each takes, every problem of one that does not load, and files read as they are now.
+ * each takes (inputs, steps, a run step's retry policy and declared outputs), every problem of one
+ * that does not load, and files read as they are now.
  */
 import { cpSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -52,7 +53,18 @@ async function startedProject(): Promise<string> {
       '  env: {type: enum, values: [staging, prod], default: staging}',
       '',
     ].join('\n'),
-    'steps:\n  - id: push\n    run: echo pushing\n    timeout: 2m\n    retry_on_restart: true\n    retry: {limit: 2, delay: 5s, on: [75, timeout]}\n',
+    [
+      'steps:',
+      '  - id: push',
+      '    run: echo pushing',
+      '    timeout: 2m',
+      '    retry_on_restart: true',
+      '    retry: {limit: 2, delay: 5s, on: [75, timeout]}',
+      '    outputs:',
+      '      version: {type: string, required: true, description: The pushed version}',
+      '      replicas: {type: integer, default: 1}',
+      '',
+    ].join('\n'),
   );
   const started = await runCli(['start', '--project-path', root]);
   expect(started.code).toBe(0);
@@ -123,13 +135,25 @@ describe('workflows list and show', () => {
         runtime: null,
         retry_on_restart: true,
         retry: { limit: 2, delay_ms: 5000, backoff: 2, max_delay_ms: 3_600_000, on: ['timeout', 75] },
+        outputs: {
+          version: { type: 'string', required: true, description: 'The pushed version', values: null },
+          replicas: { type: 'integer', required: false, description: null, values: null, default: 1 },
+        },
       },
     ]);
     const deployText = await cli(root, ['workflows', 'show', 'deploy']);
     expect(deployText.stdout).toMatch(/^\s+token\s+secret\s+required\s+-\s+API token$/m);
     expect(deployText.stdout).toMatch(
-      /^\s+1\s+push\s+run\s+timeout 2m 0s, retry up to 2× on timeout, 75 \(wait 5\.0s, ×2, at most 1h 0m\), retried after a daemon restart$/m,
+      /^\s+1\s+push\s+run\s+timeout 2m 0s, retry up to 2× on timeout, 75 \(wait 5\.0s, ×2, at most 1h 0m\), retried after a daemon restart, outputs: version \(string, required\), replicas \(integer\)$/m,
     );
+    // A run step that declares no outputs: null (it may write any names, all strings).
+    const greet = parseJson<WorkflowDetail>(
+      (await cli(root, ['workflows', 'show', 'greet', '--json'])).stdout,
+    );
+    expect(greet.steps.filter((step) => step.kind === 'run').map((step) => step.outputs)).toEqual([
+      null,
+      null,
+    ]);
   });
 
   it('a workflow that does not load: INVALID_WORKFLOW with every problem; an unknown one lists the known', async () => {

@@ -1,7 +1,8 @@
 /**
  * Automatic retries of a run step (`retry:`), on the real run machine with a fake step runner and
  * a simulated clock: which failures are retried, the backoff and its cap, the limit, the
- * checkpoints that journal each wait, cancel during a wait, and a restored wait.
+ * checkpoints that journal each wait, cancel during a wait, a restored wait; and step outputs
+ * across attempts (only the final attempt's are the step's, `invalid_outputs` is never retried).
  */
 import { describe, expect, it } from 'vitest';
 import { createActor, fromCallback, SimulatedClock } from 'xstate';
@@ -347,5 +348,70 @@ describe('run machine: retries', () => {
     expect(h.actor.getSnapshot().value).toBe('cancelled');
     h.clock.increment(10_000);
     expect(h.attempts()).toEqual([]);
+  });
+});
+
+describe('run machine: retries and step outputs', () => {
+  const report = (values: Record<string, unknown>, problems: string[] = []) => ({ values, problems });
+
+  it('a retried attempt records its outputs but passes none on; the final attempt’s are the step’s', () => {
+    const h = harness(policy({ limit: 1 }));
+    h.actor.send({ type: 'run.admit' });
+    expect(h.checkpoints.at(-1)?.step).toMatchObject({ state: 'running', attempt: 1, outputs: null });
+    h.actor.send({ type: 'step.exited', outcome: code(1), outputs: report({ version: 'bad' }) });
+    expect(h.checkpoints.at(-1)).toMatchObject({
+      event: { type: 'step.finished', data: { outcome: 'exited', outputs: { version: 'bad' } } },
+      followedBy: { type: 'step.retrying' },
+      // Recorded on the row (state retrying: never passed on), and so archived with attempt 1.
+      step: { state: 'retrying', outputs: { version: 'bad' } },
+    });
+    h.clock.increment(5000);
+    // The new attempt starts with cleared outputs, its predecessor's go to the step's history.
+    expect(h.checkpoints.at(-1)?.step).toMatchObject({
+      state: 'running',
+      attempt: 2,
+      archiveAttempt: true,
+      outputs: null,
+    });
+    h.actor.send({ type: 'step.exited', outcome: code(0), outputs: report({ version: 'good' }) });
+    // The last checkpoint is the next step's start.
+    expect(h.checkpoints.at(-2)).toMatchObject({
+      event: { type: 'step.finished', data: { outcome: 'succeeded', outputs: { version: 'good' } } },
+      step: { state: 'succeeded', outputs: { version: 'good' } },
+    });
+    expect(h.started.at(-1)).toMatchObject({ stepIndex: 1, attempt: 1 });
+  });
+
+  it('never retries invalid_outputs, even with on: any: the run fails at once', () => {
+    const h = harness(policy({ limit: 3 }));
+    h.actor.send({ type: 'run.admit' });
+    h.actor.send({
+      type: 'step.exited',
+      outcome: code(0),
+      outputs: report({ count: 'many' }, ['count: expected an integer, got "many"']),
+    });
+    expect(h.inRetryWait()).toBe(false);
+    expect(h.actor.getSnapshot().value).toBe('failed');
+    const reason = 'invalid_outputs: count: expected an integer, got "many" (attempt 1 of 4)';
+    expect(h.actor.getSnapshot().context.reason).toBe(reason);
+    expect(h.checkpoints.at(-1)).toMatchObject({
+      event: { type: 'step.finished', data: { exit_code: 0, outcome: 'invalid_outputs' } },
+      followedBy: { type: 'run.failed', data: { reason } },
+      step: { state: 'failed', exitCode: 0, reason, outputs: { count: 'many' } },
+    });
+    expect(h.retrying()).toEqual([]);
+    h.clock.increment(3_600_000);
+    expect(h.attempts()).toEqual([1]);
+  });
+
+  it('a failed exit whose outputs also have problems is retried as the exit code says', () => {
+    const h = harness(policy({ limit: 1, on: { anyFailure: false, exitCodes: [75], timeout: false } }));
+    h.actor.send({ type: 'run.admit' });
+    h.actor.send({ type: 'step.exited', outcome: code(75), outputs: report({}, ['version: required']) });
+    expect(h.inRetryWait()).toBe(true);
+    expect(h.checkpoints.at(-1)?.step).toMatchObject({
+      state: 'retrying',
+      reason: 'step_failed: exit code 75 (attempt 1 of 2)',
+    });
   });
 });

@@ -72,7 +72,14 @@ describe('run machine', () => {
     h.actor.send({ type: 'run.admit' });
     expect(h.actor.getSnapshot().matches({ running: 'executing' })).toBe(true);
     expect(h.started).toEqual([
-      { runId: 'r01', workflowId: 'greet', step: { id: 'build', kind: 'run' }, stepIndex: 0, attempt: 1 },
+      {
+        runId: 'r01',
+        workflowId: 'greet',
+        plan,
+        step: { id: 'build', kind: 'run' },
+        stepIndex: 0,
+        attempt: 1,
+      },
     ]);
     h.actor.send({ type: 'step.output', chunk: { stream: 'stdout', text: 'hi\n' } });
     h.actor.send(exited(0));
@@ -89,6 +96,7 @@ describe('run machine', () => {
     expect(h.started.at(-1)).toEqual({
       runId: 'r01',
       workflowId: 'greet',
+      plan,
       step: { id: 'publish', kind: 'run' },
       stepIndex: 3,
       attempt: 1,
@@ -138,6 +146,47 @@ describe('run machine', () => {
       run: { state: 'failed', finished: true },
       step: { idx: 0, state: 'failed', exitCode: 3 },
     });
+  });
+
+  it('records a step’s outputs with its finish, and clears them when an attempt starts', () => {
+    const h = harness();
+    h.actor.send({ type: 'run.admit' });
+    expect(h.checkpoints.at(-1)?.step).toMatchObject({ state: 'running', outputs: null });
+    h.actor.send({ ...exited(0), outputs: { values: { version: '1.2.3' }, problems: [] } });
+    expect(h.actor.getSnapshot().value).toBe('waiting');
+    const finished = h.checkpoints.find((c) => c.event.type === 'step.finished');
+    expect(finished).toMatchObject({
+      event: { data: { outcome: 'succeeded', outputs: { version: '1.2.3' } } },
+      step: { state: 'succeeded', outputs: { version: '1.2.3' } },
+    });
+  });
+
+  it('a step that exits 0 with invalid outputs fails with invalid_outputs, its outputs recorded', () => {
+    const h = harness();
+    h.actor.send({ type: 'run.admit' });
+    h.actor.send({
+      ...exited(0),
+      outputs: { values: { count: 3 }, problems: ['line 2: expected name=value', 'version: required'] },
+    });
+    expect(h.actor.getSnapshot().value).toBe('failed');
+    const reason = 'invalid_outputs: line 2: expected name=value; version: required';
+    expect(h.actor.getSnapshot().context.reason).toBe(reason);
+    expect(h.checkpoints.at(-1)).toMatchObject({
+      event: {
+        type: 'step.finished',
+        data: { exit_code: 0, outcome: 'invalid_outputs', outputs: { count: 3 } },
+      },
+      followedBy: { type: 'run.failed', data: { reason } },
+      step: { state: 'failed', exitCode: 0, reason, outputs: { count: 3 } },
+    });
+  });
+
+  it('a step that fails for another reason keeps that reason, whatever its outputs', () => {
+    const h = harness();
+    h.actor.send({ type: 'run.admit' });
+    h.actor.send({ ...exited(2), outputs: { values: { a: '1' }, problems: ['b: required'] } });
+    expect(h.actor.getSnapshot().context.reason).toBe('step_failed: exit code 2');
+    expect(h.checkpoints.at(-1)?.step).toMatchObject({ state: 'failed', outputs: { a: '1' } });
   });
 
   it('fails on a timeout with reason timeout', () => {

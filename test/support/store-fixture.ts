@@ -1,8 +1,9 @@
 /**
  * Writes a store fixture: a small but complete store (runs in every kind of state with their
- * steps and output, lifecycle entries, gateway cursor and inbox) made by the code of the schema
- * version at hand. One is committed per schema version (test/fixtures/store/v<N>.db) and never
- * rewritten: the migration tests open each with the newest code. Write the fixture of a new
+ * steps, step outputs and an earlier attempt of a retried step, output, lifecycle entries,
+ * gateway cursor and inbox) made by the code of the schema version at hand. One is committed
+ * per schema version (test/fixtures/store/v<N>.db) and never rewritten: the migration tests
+ * open each with the newest code. Write the fixture of a new
  * version with `WRITE_STORE_FIXTURE=1 npx vitest run test/unit/store-fixtures.test.ts`.
  */
 import { Store } from '../../src/store/store.js';
@@ -50,7 +51,15 @@ export function writeStoreFixture(path: string): number {
       succeeded,
       { state: 'waiting', currentStep: 'review', stepIndex: 1, waiting: gate(at(5)) },
       [{ type: 'step.finished', data: { step_id: 'build', state: 'succeeded' } }, { type: 'run.waiting' }],
-      [{ idx: 0, state: 'succeeded', exitCode: 0, finishedAt: at(5).toISOString() }],
+      [
+        {
+          idx: 0,
+          state: 'succeeded',
+          exitCode: 0,
+          finishedAt: at(5).toISOString(),
+          outputs: { version: '1.2.3' },
+        },
+      ],
       at(5),
     );
     store.runs.record(
@@ -60,11 +69,53 @@ export function writeStoreFixture(path: string): number {
       [{ idx: 1, state: 'succeeded' }],
       at(6),
     );
+    // From schema 5 on, the failed run's step was retried once (from 6 on, with outputs) before
+    // its second attempt failed too.
+    store.runs.record(
+      failed,
+      {},
+      [
+        { type: 'step.finished', data: { step_id: 'build', state: 'failed' } },
+        { type: 'step.retrying', data: { step_id: 'build', attempt: 1, next_attempt: 2 } },
+      ],
+      [
+        {
+          idx: 0,
+          state: 'retrying',
+          exitCode: 3,
+          reason: 'step_failed: exit code 3 (attempt 1 of 2)',
+          finishedAt: at(6).toISOString(),
+          retryAt: at(7).toISOString(),
+          outputs: { tried: '1' },
+        },
+      ],
+      at(6),
+    );
+    store.runs.record(
+      failed,
+      { attempt: 2 },
+      [{ type: 'step.started', data: { step_id: 'build', attempt: 2 } }],
+      [
+        {
+          idx: 0,
+          state: 'running',
+          attempt: 2,
+          startedAt: at(7).toISOString(),
+          archiveAttempt: true,
+          finishedAt: null,
+          exitCode: null,
+          reason: null,
+          retryAt: null,
+          outputs: null,
+        },
+      ],
+      at(7),
+    );
     store.runs.record(
       failed,
       { state: 'failed', reason: 'step_failed: exit code 2', finishedAt: at(7).toISOString() },
       [{ type: 'step.finished', data: { step_id: 'build', state: 'failed' } }, { type: 'run.failed' }],
-      [{ idx: 0, state: 'failed', exitCode: 2, finishedAt: at(7).toISOString() }],
+      [{ idx: 0, state: 'failed', exitCode: 2, finishedAt: at(7).toISOString(), outputs: { tried: '2' } }],
       at(7),
     );
     store.runs.record(

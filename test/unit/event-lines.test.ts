@@ -36,6 +36,16 @@ describe('event lines', () => {
         'compose: succeeded (exit code 0)',
       ],
       ['step.finished', { step_id: 'build', exit_code: 3, outcome: 'exited' }, 'build: failed (exit code 3)'],
+      [
+        'step.finished',
+        { step_id: 'build', exit_code: 0, outcome: 'succeeded', outputs: { version: '1.2.3', token: '***' } },
+        'build: succeeded (exit code 0) outputs: version="1.2.3", token="***"',
+      ],
+      [
+        'step.finished',
+        { step_id: 'build', exit_code: 0, outcome: 'succeeded', outputs: {} },
+        'build: succeeded (exit code 0)',
+      ],
       ['run.waiting', { step_id: 'confirm', kind: 'gate' }, 'at gate confirm'],
       [
         'gate.decided',

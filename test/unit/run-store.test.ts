@@ -125,6 +125,7 @@ describe('RunStore', () => {
       finished_at: null,
       exit_code: null,
       reason: null,
+      outputs: {},
       retry_at: null,
       attempts: [],
     };
@@ -226,6 +227,7 @@ describe('RunStore', () => {
       finished_at: at(2).toISOString(),
       exit_code: 0,
       reason: null,
+      outputs: {},
       retry_at: null,
       attempts: [],
     });
@@ -271,7 +273,7 @@ describe('RunStore', () => {
     });
   });
 
-  it('keeps a step waiting to retry with its due time, and its earlier attempts as it retries', () => {
+  it('keeps a step waiting to retry with its due time, and its earlier attempts (with their outputs) as it retries', () => {
     const store = open();
     create(store.runs, 1);
     const { runs } = store;
@@ -282,7 +284,7 @@ describe('RunStore', () => {
         [{ type: 'step.started' }],
         [
           n === 1
-            ? { idx: 0, state: 'running', attempt: n, startedAt: at(start).toISOString() }
+            ? { idx: 0, state: 'running', attempt: n, startedAt: at(start).toISOString(), outputs: null }
             : {
                 idx: 0,
                 state: 'running',
@@ -293,6 +295,7 @@ describe('RunStore', () => {
                 exitCode: null,
                 reason: null,
                 retryAt: null,
+                outputs: null,
               },
         ],
       );
@@ -308,6 +311,8 @@ describe('RunStore', () => {
             reason: `step_failed: exit code ${exitCode}`,
             finishedAt: at(start + 1).toISOString(),
             retryAt: at(start + 5).toISOString(),
+            // Attempt 2 writes none.
+            outputs: n === 2 ? {} : { tried: String(n) },
           },
         ],
       );
@@ -319,6 +324,7 @@ describe('RunStore', () => {
       exit_code: 3,
       retry_at: at(15).toISOString(),
       attempts: [],
+      outputs: { tried: '1' },
     });
     attempt(2, 20, 4);
     attempt(3, 30, 5);
@@ -328,7 +334,10 @@ describe('RunStore', () => {
       attempt: 3,
       exit_code: 5,
       retry_at: at(35).toISOString(),
+      outputs: { tried: '3' },
     });
+    // A step waiting to retry passes nothing on, neither its latest attempt's nor earlier ones'.
+    expect(runs.passedOutputs(runId(1), 1)).toEqual({});
     expect(step?.attempts).toEqual([
       {
         attempt: 1,
@@ -336,6 +345,7 @@ describe('RunStore', () => {
         finished_at: at(11).toISOString(),
         exit_code: 3,
         reason: 'step_failed: exit code 3',
+        outputs: { tried: '1' },
       },
       {
         attempt: 2,
@@ -343,6 +353,7 @@ describe('RunStore', () => {
         finished_at: at(21).toISOString(),
         exit_code: 4,
         reason: 'step_failed: exit code 4',
+        outputs: {},
       },
     ]);
   });

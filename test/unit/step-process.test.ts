@@ -69,6 +69,23 @@ describe('buildStepEnv', () => {
     });
   });
 
+  it("adds earlier steps' outputs as CHARTER_STEP_ variables and the step's own CHARTER_OUTPUT", () => {
+    const root = mkdtempSync(join(tmp, 'root-'));
+    const env = buildStepEnv(
+      input(root, {
+        outputs: { build: { version: '1.2.3', count: 2, notes: 'a\nb' } },
+        outputFile: '/tmp/outputs/publish.1',
+      }),
+    );
+    expect(env).toMatchObject({
+      CHARTER_STEP_BUILD_VERSION: '1.2.3',
+      CHARTER_STEP_BUILD_COUNT: '2',
+      CHARTER_STEP_BUILD_NOTES: 'a\nb',
+      CHARTER_STEP_ASK_NAME_AGE: '36',
+      CHARTER_OUTPUT: '/tmp/outputs/publish.1',
+    });
+  });
+
   it('mangles names: upper case, every character outside [A-Z0-9] becomes _', () => {
     const root = mkdtempSync(join(tmp, 'root-'));
     const env = buildStepEnv(
@@ -149,7 +166,11 @@ describe('buildStepEnv', () => {
       answers: { s1: { ok: true } },
     };
     writeContextFile(path, context);
-    expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual(context);
+    // No outputs given: an empty `outputs`, so a step can always read it.
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual({ ...context, outputs: {} });
+    const withOutputs = { ...context, outputs: { build: { version: '1.2.3', count: 2 } } };
+    writeContextFile(path, withOutputs);
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual(withOutputs);
     expect(statSync(path).mode & 0o777).toBe(0o600);
     const leftovers = readdirSync(join(path, '..')).filter((name) => name !== 'context.json');
     expect(leftovers).toEqual([]);

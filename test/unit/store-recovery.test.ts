@@ -2,7 +2,8 @@
  * Store health on real files: a damaged store refused at open (STORE_CORRUPT), salvaged by
  * recoverStore keeping the identity and the seq high-water mark; identity.json making a lost
  * store loud (STORE_MISSING) and keeping seq from going backwards after a restore; migrations
- * from the committed fixture of every earlier schema version; a newer store refused.
+ * from the committed fixture of every earlier schema version, and store recover of each; a newer
+ * store refused.
  */
 import {
   closeSync,
@@ -243,11 +244,41 @@ describe('upgrades', () => {
         string,
         unknown
       >[];
-      expect(stepsAfter.map((row) => pick(row, steps[0] as Record<string, unknown>))).toEqual(steps);
-      for (const row of stepsAfter) expect(row).toMatchObject({ retry_at: null, attempts: '[]' });
+      const had = steps[0] as Record<string, unknown>;
+      expect(stepsAfter.map((row) => pick(row, had))).toEqual(steps);
+      const added = Object.entries(ADDED_STEP_COLUMNS).filter(([column]) => !(column in had));
+      for (const row of stepsAfter) expect(row).toMatchObject(Object.fromEntries(added));
       expect(after.prepare('SELECT * FROM inbox ORDER BY dseq').all()).toEqual(inbox);
       // Pruning can give space back.
       expect(after.pragma('auto_vacuum', { simple: true })).toBe(2);
+    } finally {
+      after.close();
+    }
+  });
+
+  it.each(fixtures)('store recover salvages the store of fixture %s with every step column', (fixture) => {
+    copyFileSync(join(repoRoot, 'test/fixtures/store', fixture), dbPath);
+    const raw = new Database(dbPath, { readonly: true });
+    const steps = raw.prepare('SELECT * FROM steps ORDER BY run_id, idx').all() as Record<string, unknown>[];
+    const runs = raw.prepare('SELECT * FROM runs ORDER BY run_id').all();
+    raw.close();
+
+    const report = recoverStore(dbPath, identityPath);
+    expect(report.tables.steps).toMatchObject({ salvaged: steps.length, lost: 0 });
+    expect(report.tables.runs).toMatchObject({ salvaged: runs.length, lost: 0 });
+    const after = new Database(dbPath, { readonly: true });
+    try {
+      expect(after.pragma('user_version', { simple: true })).toBe(latestSchemaVersion);
+      expect(after.prepare('SELECT * FROM runs ORDER BY run_id').all()).toEqual(runs);
+      const stepsAfter = after.prepare('SELECT * FROM steps ORDER BY run_id, idx').all() as Record<
+        string,
+        unknown
+      >[];
+      // Outputs, due times and earlier attempts are kept; a store from before them gets the defaults.
+      const had = steps[0] as Record<string, unknown>;
+      expect(stepsAfter.map((row) => pick(row, had))).toEqual(steps);
+      const added = Object.entries(ADDED_STEP_COLUMNS).filter(([column]) => !(column in had));
+      for (const row of stepsAfter) expect(row).toMatchObject(Object.fromEntries(added));
     } finally {
       after.close();
     }
@@ -261,6 +292,13 @@ describe('upgrades', () => {
     expect(codeOf(() => Store.open(dbPath))).toBe('STORE_TOO_NEW');
   });
 });
+
+/** The steps columns later migrations added, with the value a row from before them gets. */
+const ADDED_STEP_COLUMNS: Readonly<Record<string, unknown>> = {
+  retry_at: null, // migration 5
+  attempts: '[]', // migration 5
+  outputs: null, // migration 6
+};
 
 /** `row` with only the keys `like` has. */
 function pick(row: Record<string, unknown>, like: Record<string, unknown>): Record<string, unknown> {

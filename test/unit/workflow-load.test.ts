@@ -208,6 +208,7 @@ describe('a complete workflow', () => {
       env: { FOO: 'bar' },
       runtime: null,
       retryOnRestart: true,
+      outputs: null,
       retry: null,
     });
     expect(workflow.steps[3]).toMatchObject({ runtime: 'python', timeoutMs: 45_000 });
