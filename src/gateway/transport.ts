@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { fromCallback } from 'xstate';
 import type { TransportCommand, TransportReport } from '../../machines/gateway-link.machine.js';
-import { crashPoint } from '../daemon/crash-points.js';
+import { crashPoint } from '../faults/crash-points.js';
 import { EVENTS_FRAME_OVERHEAD, fitEvent } from '../protocol/frame-budget.js';
 import {
   CloseCode,

@@ -6,10 +6,10 @@
  */
 import type { DaemonEvent } from '../../machines/daemon.machine.js';
 import type { ControlCall } from '../control/server.js';
-import { crashPoint } from '../daemon/crash-points.js';
 import { type ErrorCode, errorCatalogue, isErrorCode } from '../errors/catalogue.js';
 import { CharterError, isCharterError } from '../errors/charter-error.js';
 import { errorMessage } from '../errors/error-message.js';
+import { crashPoint } from '../faults/crash-points.js';
 import type { WatchFeeds } from '../monitoring/watch-feed.js';
 import type {
   ControlReply,

@@ -14,8 +14,8 @@ import {
   type StepRunnerEvent,
   type StepRunnerInput,
 } from '../../machines/run.machine.js';
-import { crashPoint } from '../daemon/crash-points.js';
 import { errorMessage } from '../errors/error-message.js';
+import { crashPoint } from '../faults/crash-points.js';
 import type { ControlReply } from '../protocol/control.js';
 import { capProblems } from '../protocol/field-limits.js';
 import { outputTextBudget, splitTextToFit } from '../protocol/frame-budget.js';
