@@ -7,6 +7,7 @@
 import { cpSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { RunDetail } from '../../src/protocol/runs.js';
 import type { WorkflowDetail, WorkflowsListResult } from '../../src/protocol/workflows.js';
 import {
   assertBuilt,
@@ -87,7 +88,15 @@ describe('workflows list and show', () => {
     expect(json.code).toBe(0);
     const list = parseJson<WorkflowsListResult>(json.stdout);
     expect(list.omitted).toBe(0);
-    expect(list.workflows.map((w) => w.id)).toEqual(['broken', 'deploy', 'fail', 'greet', 'py', 'slow']);
+    expect(list.workflows.map((w) => w.id)).toEqual([
+      'broken',
+      'deploy',
+      'fail',
+      'greet',
+      'py',
+      'release',
+      'slow',
+    ]);
     const broken = list.workflows.find((w) => w.id === 'broken');
     expect(broken).toMatchObject({ loads: false, name: null, inputs: null, steps: null });
     expect(broken?.error?.code).toBe('INVALID_WORKFLOW');
@@ -168,7 +177,7 @@ describe('workflows list and show', () => {
     expect(unknown.code).toBe(2);
     const { error } = parseJson<{ error: { code: string; message: string } }>(unknown.stdout);
     expect(error.code).toBe('UNKNOWN_WORKFLOW');
-    expect(error.message).toContain('known workflows: broken, deploy, fail, greet, py, slow');
+    expect(error.message).toContain('known workflows: broken, deploy, fail, greet, py, release, slow');
   });
 
   it('reads the files as they are now: a fixed workflow loads, an edited one shows its new name', async () => {
@@ -185,6 +194,26 @@ describe('workflows list and show', () => {
       name: 'Fixed',
       steps: 1,
     });
+  });
+
+  it('the sample release workflow: a retried build hands its package to publish across the gate', async () => {
+    const root = await startedProject();
+    const waiting = await cli(root, ['run', 'release', '--input', 'version=2.0.1', '--wait']);
+    expect(waiting.code).toBe(0);
+    expect(waiting.stdout).toContain('step.retrying build: attempt 1 failed (step_failed: exit code 75)');
+    expect(waiting.stdout).toContain('outputs: package="dist/app-2.0.1.tgz", size=18432');
+    const runId = /run (r[0-9A-Z]{26}) waiting at step "confirm"/.exec(waiting.stdout)?.[1] ?? '';
+    expect(runId).not.toBe('');
+    expect((await cli(root, ['resume', runId, '--approve'])).code).toBe(0);
+    const logs = await cli(root, ['logs', runId, '--follow']);
+    expect(logs.stdout).toContain('Publishing dist/app-2.0.1.tgz (18432 bytes).');
+    const run = parseJson<RunDetail>((await cli(root, ['runs', 'show', runId, '--json'])).stdout);
+    expect(run.state).toBe('succeeded');
+    expect(run.steps.map((step) => [step.id, step.attempt])).toEqual([
+      ['build', 2],
+      ['confirm', 1],
+      ['publish', 1],
+    ]);
   });
 
   it('without a daemon: DAEMON_NOT_RUNNING, exit 3', async () => {

@@ -58,8 +58,8 @@ function problemsOf(manifest: string, plan: string): { root: string; message: st
 }
 
 describe('the example project', () => {
-  it('lists the four sample workflows', () => {
-    expect(listWorkflowIds(EXAMPLE)).toEqual(['fail', 'greet', 'py', 'slow']);
+  it('lists the five sample workflows', () => {
+    expect(listWorkflowIds(EXAMPLE)).toEqual(['fail', 'greet', 'py', 'release', 'slow']);
   });
 
   it('loads every sample workflow', () => {
