@@ -71,6 +71,8 @@ export interface ControlServerOptions {
   readonly maxBufferedBytes?: number;
   /** Past this many bytes buffered for all clients together, the slowest readers are dropped. */
   readonly maxTotalBufferedBytes?: number;
+  /** How long a closing error (and what was queued before it) has to reach the client before the socket is destroyed. */
+  readonly closeGraceMs?: number;
   /** Descriptor headroom and back-off (tests inject the descriptor count). */
   readonly descriptors?: Omit<AcceptGuardOptions, 'logger'>;
 }
@@ -81,6 +83,7 @@ const DEFAULTS = {
   maxInFlightPerConnection: 32,
   maxBufferedBytes: 8 * 1024 * 1024,
   maxTotalBufferedBytes: 64 * 1024 * 1024,
+  closeGraceMs: 1000,
 };
 
 interface Connection {
@@ -261,7 +264,7 @@ export class ControlServer {
             'TOO_MANY_CLIENTS',
             `the daemon already has ${this.#connections.size} control connections open`,
           );
-      endAndDestroy(socket, connectionErrorLine(error));
+      endAndDestroy(socket, connectionErrorLine(error), this.#options.closeGraceMs);
       this.#options.logger?.warn(
         { open: this.#connections.size },
         'control connection refused: too many clients',
@@ -421,7 +424,7 @@ export class ControlServer {
     const line = errorLine(id, error);
     if (close) {
       this.#forget(connection);
-      endAndDestroy(connection.socket, line);
+      endAndDestroy(connection.socket, line, this.#options.closeGraceMs);
     } else {
       this.#write(connection, line);
     }
@@ -496,7 +499,7 @@ export class ControlServer {
       'CLIENT_TOO_SLOW',
       `this connection had ${unread} bytes of answers unread (${why}); it was closed`,
     );
-    endAndDestroy(connection.socket, connectionErrorLine(error));
+    endAndDestroy(connection.socket, connectionErrorLine(error), this.#options.closeGraceMs);
   }
 
   /** The socket took what waited for it: streams waiting for room may produce again. */
@@ -579,10 +582,10 @@ export class ControlServer {
  * is destroyed after a grace period whatever the peer does, so a refused client cannot hold a
  * file descriptor or delay close().
  */
-function endAndDestroy(socket: Socket, line: string): void {
+function endAndDestroy(socket: Socket, line: string, graceMs: number): void {
   socket.resume();
   socket.end(line);
-  setTimeout(() => socket.destroy(), 1000).unref();
+  setTimeout(() => socket.destroy(), graceMs).unref();
 }
 
 function errorLine(id: RequestId | null, error: CharterError): string {
