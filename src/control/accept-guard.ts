@@ -11,7 +11,7 @@
  *   its descriptor for the next one), so the backlog drains instead of spinning.
  * - An episode: from the first refusal or failure, every new connection is refused without
  *   looking, and the guard retries after 100 ms, then doubling up to 5 s, until the spare
- *   descriptor is back and the headroom is there again. It logs once when an episode starts and
+ *   descriptor is back and twice the reserve is free again. It logs once when an episode starts and
  *   once when it ends, never per connection.
  */
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
@@ -136,8 +136,12 @@ export class AcceptGuard {
     this.#lastErrorAt = new Date().toISOString();
   }
 
-  /** A description of the shortage, or null while descriptors are left. */
-  #shortage(): string | null {
+  /**
+   * A description of the shortage, or null while more than `keepFree` descriptors are left under
+   * the limit. An episode ends only with twice the reserve free, so that it does not end and
+   * start again with every connection that comes and goes at the edge.
+   */
+  #shortage(keepFree = this.#reserve): string | null {
     let use: DescriptorUse | null;
     try {
       use = this.#descriptorUse();
@@ -145,7 +149,7 @@ export class AcceptGuard {
       // Even listing /proc/self/fd needs a descriptor: failing to is itself the shortage.
       return errorMessage(error);
     }
-    if (use === null || use.open < use.limit - this.#reserve) return null;
+    if (use === null || use.open < use.limit - keepFree) return null;
     return `EMFILE: ${use.open} of ${use.limit} file descriptors open (${this.#reserve} kept in reserve)`;
   }
 
@@ -173,7 +177,7 @@ export class AcceptGuard {
     const episode = this.#episode;
     if (episode === null || this.#closed) return;
     if (this.#spare === null) this.#spare = openSpare();
-    if (this.#spare === null || this.#shortage() !== null) {
+    if (this.#spare === null || this.#shortage(2 * this.#reserve) !== null) {
       this.#scheduleRetry();
       return;
     }

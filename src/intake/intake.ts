@@ -70,6 +70,7 @@ export interface IntakeDeps {
 }
 
 const LOG_BATCH = 500;
+const LOG_BATCH_FIRST_READ = 50;
 /**
  * A log batch is cut once its entries pass this many bytes of JSON, so that a response line stays
  * well within the 1 MiB clients accept (step output entries are up to 64 KiB each).
@@ -222,15 +223,23 @@ export function createIntake(deps: IntakeDeps): Intake {
       paused = false;
       catchUp();
     };
+    /**
+     * Entries read from the store at a time: starts small and doubles up to LOG_BATCH while
+     * batches fit, and shrinks to what fitted when one is cut, so that large entries (step output
+     * of up to 64 KiB each) are not read 500 at a time to send a handful.
+     */
+    let readLimit = LOG_BATCH_FIRST_READ;
     /** Sends what is stored after lastSeq: 'sent' when caught up, 'paused' or 'gone' before. */
     const sendStored = (state: RunDetail['state']): 'sent' | 'paused' | 'gone' => {
       for (;;) {
-        const read = store.runs.events(params.run_id, lastSeq, LOG_BATCH);
+        const read = store.runs.events(params.run_id, lastSeq, readLimit);
         if (read.length === 0) return 'sent';
         const batch = boundedBatch(read);
         lastSeq = batch.at(-1)?.seq ?? lastSeq;
         if (!io.reply({ result: { entries: batch, state, done: false }, more: true })) return 'gone';
-        if (read.length < LOG_BATCH && batch.length === read.length) return 'sent';
+        const cut = batch.length < read.length;
+        if (!cut && read.length < readLimit) return 'sent';
+        readLimit = cut ? batch.length + 1 : Math.min(LOG_BATCH, readLimit * 2);
         if (io.waitForRoom?.(resume) === true) return 'paused';
       }
     };

@@ -289,6 +289,14 @@ describe('ControlServer: out of file descriptors', () => {
     // Retries found no descriptors meanwhile, and said nothing more.
     expect(logged.filter((entry) => entry.msg.includes('file descriptors'))).toHaveLength(1);
 
+    // Below the reserve again, but not yet twice the reserve free: retries keep refusing.
+    open = 75;
+    const retries = new Set<string | null>();
+    await waitUntil(() => {
+      retries.add(server.figures.next_accept_retry_at);
+      return retries.size >= 3;
+    }, 'two more retries');
+    expect(server.figures.accepting).toBe(false);
     open = 20;
     await waitUntil(() => server.figures.accepting, 'the server to accept again');
     const peer = await RawPeer.connect(socketPathOf());
