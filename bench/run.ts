@@ -6,7 +6,7 @@
  * `npm run bench -- --only reconnect` runs section 10 (the reconnect policy) alone, `--only masking`
  * section 11 (the cost of masking secrets in step output), `--only monitoring` section 12 (metrics,
  * /metrics scrapes, top), `--only history` (or `npm run bench:history`) section 13 (costs as
- * history grows).
+ * history grows), `--only socket` section 14 (the control socket against hostile clients).
  */
 
 import { spawnSync } from 'node:child_process';
@@ -15,6 +15,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../src/errors/error-message.js';
+import { controlSocketBench, printControlSocket } from './control-socket.js';
 import { gatewayBench, killGatewayChildren, printGateway } from './gateway.js';
 import { printReconnectPolicy, reconnectPolicyBench } from './gateway-reconnect.js';
 import { historyBench, printHistory } from './history.js';
@@ -41,9 +42,10 @@ const reconnectResultsPath = join(repoRoot, 'dist/bench/results-reconnect.json')
 const maskingResultsPath = join(repoRoot, 'dist/bench/results-masking.json');
 const monitoringResultsPath = join(repoRoot, 'dist/bench/results-monitoring.json');
 const historyResultsPath = join(repoRoot, 'dist/bench/results-history.json');
+const socketResultsPath = join(repoRoot, 'dist/bench/results-socket.json');
 
 /** The sections that can run alone (`--only NAME`). */
-const SECTIONS = ['cli', 'reconnect', 'masking', 'monitoring', 'history'] as const;
+const SECTIONS = ['cli', 'reconnect', 'masking', 'monitoring', 'history', 'socket'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** `--only NAME` (or `--only=NAME`): that section alone; undefined: everything. */
@@ -358,12 +360,31 @@ async function historyOnly(): Promise<void> {
   console.log(machineLine());
   const history = await historyBench(host);
   printHistory(history, verdict);
+
+  // 14. The control socket against hostile clients: a flood of 1 MB lines, clients that never read.
+  const socket = await controlSocketBench(host);
+  printControlSocket(socket, verdict);
   writeResults(historyResultsPath, {
     date: new Date().toISOString(),
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
     cpus: cpus().length,
     history,
+  });
+}
+
+/** Section 14 alone, with its own results file. */
+async function socketOnly(): Promise<void> {
+  console.log(machineLine());
+  const socket = await controlSocketBench(host);
+  printControlSocket(socket, verdict);
+  writeResults(socketResultsPath, {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpus: cpus().length,
+    socket,
+    goals: socket.goals,
   });
 }
 
@@ -444,6 +465,10 @@ async function main(): Promise<void> {
   const history = await historyBench(host);
   printHistory(history, verdict);
 
+  // 14. The control socket against hostile clients: a flood of 1 MB lines, clients that never read.
+  const socket = await controlSocketBench(host);
+  printControlSocket(socket, verdict);
+
   const results = {
     date: new Date().toISOString(),
     node: process.version,
@@ -482,6 +507,7 @@ async function main(): Promise<void> {
       size_prune: history.size_prune,
       flowing: history.flowing,
     },
+    socket,
     goals: {
       ...goals,
       ...runs.goals,
@@ -490,6 +516,7 @@ async function main(): Promise<void> {
       ...masking.goals,
       ...monitoring.goals,
       ...history.goals,
+      ...socket.goals,
     },
   };
   writeResults(resultsPath, results);
@@ -509,6 +536,7 @@ try {
   else if (only === 'masking') await maskingOnly();
   else if (only === 'monitoring') await monitoringOnly();
   else if (only === 'history') await historyOnly();
+  else if (only === 'socket') await socketOnly();
   else await main();
 } catch (error) {
   console.error(errorMessage(error));

@@ -1,7 +1,7 @@
 import { DaemonCommand, formatDuration } from '../src/cli/base-command.js';
 import { fetchStatus, targetProject } from '../src/cli/daemon-client.js';
 import { hasCode } from '../src/errors/charter-error.js';
-import type { LogFileStatus, StatusResult } from '../src/protocol/control.js';
+import type { ControlSocketStatus, LogFileStatus, StatusResult } from '../src/protocol/control.js';
 
 export type StatusJson =
   | ({ running: true; uptime_seconds: number } & StatusResult)
@@ -10,7 +10,7 @@ export type StatusJson =
 export default class Status extends DaemonCommand {
   static override summary = 'Show whether the project daemon runs, and what it is doing.';
   static override description =
-    `Prints pid, version, uptime, project root, socket path, store path (and, while its writes fail, since when and why: DISK_FULL or STORE_FAILED), log file (with the lines it dropped while it could not be written, and the last error), run counts by state, and the gateway link: its state and since when, the last error, the next retry, and the backlog of events the gateway has not acknowledged (with the age of the oldest).
+    `Prints pid, version, uptime, project root, socket path, store path (and, while its writes fail, since when and why: DISK_FULL or STORE_FAILED), log file (with the lines it dropped while it could not be written, and the last error), the control socket's trouble when there was some (new connections refused for lack of file descriptors, clients dropped for not reading their answers), run counts by state, and the gateway link: its state and since when, the last error, the next retry, and the backlog of events the gateway has not acknowledged (with the age of the oldest).
 Exits 3 (LSB "not running") when no daemon runs for the project.`;
   static override examples = [
     '<%= config.bin %> status',
@@ -69,6 +69,7 @@ Exits 3 (LSB "not running") when no daemon runs for the project.`;
     );
     this.log(`  project:   ${status.project_root}`);
     this.log(`  socket:    ${status.socket_path}`);
+    for (const trouble of describeControlTrouble(status.control)) this.log(`             ${trouble}`);
     this.log(`  store:     ${status.store_path}`);
     const fault = status.store_fault;
     if (fault !== undefined && fault !== null) {
@@ -84,6 +85,34 @@ Exits 3 (LSB "not running") when no daemon runs for the project.`;
     if (status.metrics) this.log(`  metrics:   ${status.metrics.url}`);
     return undefined;
   }
+}
+
+/** Lines about the control socket's trouble since start; none while it never had any. */
+function describeControlTrouble(control: ControlSocketStatus | undefined): string[] {
+  if (control === undefined) return [];
+  const lines: string[] = [];
+  const ago = (at: string | null): string =>
+    at === null ? '' : ` (${formatDuration(Math.max(0, (Date.now() - Date.parse(at)) / 1000))} ago)`;
+  if (!control.accepting) {
+    const retry =
+      control.next_accept_retry_at === null
+        ? ''
+        : `; retry in ${formatDuration(Math.max(0, (Date.parse(control.next_accept_retry_at) - Date.now()) / 1000))}`;
+    lines.push(
+      `NOT ACCEPTING new connections: out of file descriptors, ${control.accept_errors} refused; last error: ${control.last_accept_error ?? 'unknown'}${retry}`,
+    );
+  } else if (control.accept_errors > 0) {
+    lines.push(
+      `${control.accept_errors} connection(s) refused for lack of file descriptors; last error: ${control.last_accept_error ?? 'unknown'}${ago(control.last_accept_error_at)}`,
+    );
+  }
+  if (control.dropped_slow_clients > 0) {
+    const cap = Math.round((control.max_buffered_bytes / 1024 / 1024) * 10) / 10;
+    lines.push(
+      `${control.dropped_slow_clients} client(s) dropped for not reading their answers (CLIENT_TOO_SLOW; at most ${cap} MiB unread for all clients)`,
+    );
+  }
+  return lines;
 }
 
 /** A line about log lines lost, or nothing while the log file never failed. */

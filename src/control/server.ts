@@ -3,6 +3,11 @@
  * deadlines and connection limits; it decides nothing about the daemon. Each valid request is
  * handed to `dispatch` with a key; whoever handles it answers through `reply(key, …)` — in the
  * daemon that is the root actor, through the control callback actor.
+ *
+ * Hostile clients are bounded three ways: what is buffered for clients that do not read (per
+ * connection, and for all together: the slowest readers are dropped first, see `Outbox`), the
+ * parse work each connection gets per event-loop turn (`FairTurns`), and descriptors
+ * (`AcceptGuard`).
  */
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -11,6 +16,7 @@ import { boundWireError, CharterError } from '../errors/charter-error.js';
 import {
   CONTROL_PROTOCOL_VERSION,
   type ControlReply,
+  type ControlSocketStatus,
   HelloParamsSchema,
   type HelloResult,
   MAX_CONTROL_LINE_BYTES,
@@ -20,7 +26,10 @@ import {
 } from '../protocol/control.js';
 import { MAX_JSON_DEPTH, parseBoundedJson } from '../protocol/json-limits.js';
 import { type ControlMethod, isControlMethod, methodParams } from '../protocol/methods.js';
+import { AcceptGuard, type AcceptGuardOptions } from './accept-guard.js';
+import { FairTurns } from './fair-turns.js';
 import { LineDecoder, LineTooLongError } from './line-decoder.js';
+import { Outbox } from './outbox.js';
 
 export interface ControlCall {
   /** Unique across connections; pass it back to `reply`. */
@@ -33,8 +42,17 @@ export type { ControlReply };
 
 export interface ControlServerLogger {
   debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
 }
+
+/** A stream stops producing while its client has this much unread (see `waitForRoom`). */
+export const STREAM_HIGH_WATER_BYTES = 512 * 1024;
+/**
+ * Parse work one connection gets per event-loop turn: lines until this many bytes or lines
+ * were handled, at least one line (so a 1 MiB line is one turn).
+ */
+export const PARSE_SLICE = { bytes: 64 * 1024, lines: 32 } as const;
 
 export interface ControlServerOptions {
   readonly socketPath: string;
@@ -51,6 +69,12 @@ export interface ControlServerOptions {
   readonly maxInFlightPerConnection?: number;
   /** A client that does not read its responses is cut off past this many buffered bytes. */
   readonly maxBufferedBytes?: number;
+  /** Past this many bytes buffered for all clients together, the slowest readers are dropped. */
+  readonly maxTotalBufferedBytes?: number;
+  /** How long a closing error (and what was queued before it) has to reach the client before the socket is destroyed. */
+  readonly closeGraceMs?: number;
+  /** Descriptor headroom and back-off (tests inject the descriptor count). */
+  readonly descriptors?: Omit<AcceptGuardOptions, 'logger'>;
 }
 
 const DEFAULTS = {
@@ -58,6 +82,8 @@ const DEFAULTS = {
   maxConnections: 512,
   maxInFlightPerConnection: 32,
   maxBufferedBytes: 8 * 1024 * 1024,
+  maxTotalBufferedBytes: 64 * 1024 * 1024,
+  closeGraceMs: 1000,
 };
 
 interface Connection {
@@ -66,6 +92,13 @@ interface Connection {
   greeted: boolean;
   readonly inFlight: Map<string, RequestId>;
   idleTimer: NodeJS.Timeout | undefined;
+  readonly decoder: LineDecoder;
+  /** Complete lines not handled yet; the socket is paused while there are any. */
+  lines: string[];
+  nextLine: number;
+  readonly outbox: Outbox;
+  /** Streams waiting for the client to read (`waitForRoom`). */
+  roomWaiters: (() => void)[];
 }
 
 export class ControlServer {
@@ -76,14 +109,29 @@ export class ControlServer {
   readonly #sockets = new Set<Socket>();
   /** key → connection id */
   readonly #calls = new Map<string, number>();
+  readonly #turns = new FairTurns<Connection>((connection) => this.#parseSlice(connection));
+  readonly #accepts: AcceptGuard;
+  /**
+   * At least the bytes buffered for all connections: every write adds to it, and it is brought
+   * down to the exact sum only when it passes the cap (reads by clients are not seen one by one).
+   */
+  #bufferedBound = 0;
+  #droppedSlowClients = 0;
   #nextConnectionId = 1;
   #nextCallId = 1;
   #closed = false;
 
   constructor(options: ControlServerOptions) {
     this.#options = { ...DEFAULTS, ...stripUndefined(options) } as ControlServerOptions & typeof DEFAULTS;
+    this.#accepts = new AcceptGuard({
+      ...this.#options.descriptors,
+      ...(this.#options.logger === undefined ? {} : { logger: this.#options.logger }),
+    });
     this.#server = createServer({ allowHalfOpen: false }, (socket) => this.#accept(socket));
-    this.#server.on('error', (error) => this.#options.logger?.warn({ err: error }, 'control server error'));
+    this.#server.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.syscall === 'accept') this.#acceptFailed(error);
+      else this.#options.logger?.warn({ err: error }, 'control server error');
+    });
   }
 
   /** Binds the socket (mode 0600). The caller has removed any stale socket file under the lock. */
@@ -113,6 +161,43 @@ export class ControlServer {
     return this.#connections.size;
   }
 
+  /** Bytes buffered for all connections that their clients have not read yet. */
+  get bufferedBytes(): number {
+    let total = 0;
+    for (const connection of this.#connections.values()) total += connection.outbox.bytes;
+    return total;
+  }
+
+  /** The server's own figures, for `status`. */
+  get figures(): ControlSocketStatus {
+    const accepts = this.#accepts.figures;
+    return {
+      connections: this.#connections.size,
+      buffered_bytes: this.bufferedBytes,
+      max_buffered_bytes: this.#options.maxTotalBufferedBytes,
+      dropped_slow_clients: this.#droppedSlowClients,
+      accepting: accepts.accepting,
+      accept_errors: accepts.acceptErrors,
+      last_accept_error: accepts.lastError,
+      last_accept_error_at: accepts.lastErrorAt,
+      next_accept_retry_at: accepts.nextRetryAt,
+    };
+  }
+
+  /**
+   * For a stream, before producing more: true when the call's client has at least
+   * STREAM_HIGH_WATER_BYTES unread, and then `resume` is called once it has read them (never if
+   * it goes away first). False: produce on (a call whose client has gone answers false to
+   * `reply` instead).
+   */
+  waitForRoom(key: string, resume: () => void): boolean {
+    const connectionId = this.#calls.get(key);
+    const connection = connectionId === undefined ? undefined : this.#connections.get(connectionId);
+    if (connection === undefined || connection.outbox.bytes < STREAM_HIGH_WATER_BYTES) return false;
+    connection.roomWaiters.push(resume);
+    return true;
+  }
+
   /**
    * Answers a dispatched call. Returns false when nobody is listening any more (the client went
    * away): a stream should then stop producing.
@@ -139,13 +224,15 @@ export class ControlServer {
           ? { id, ok: true, result: reply.result, more: true }
           : { id, ok: true, result: reply.result };
     this.#send(connection, response);
-    return !connection.socket.destroyed;
+    return this.#connections.has(connection.id) && !connection.socket.destroyed;
   }
 
   /** Stops accepting, closes every connection and removes the socket file. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#turns.stop();
+    this.#accepts.close();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();
     await closed;
@@ -160,6 +247,16 @@ export class ControlServer {
     socket.on('error', (error) => this.#options.logger?.debug({ err: error }, 'control connection error'));
     this.#sockets.add(socket);
     socket.on('close', () => this.#sockets.delete(socket));
+    if (!this.#closed && !this.#accepts.admit()) {
+      // Short of descriptors: this one is given back at once, not after the usual grace.
+      const error = new CharterError(
+        'TOO_MANY_CLIENTS',
+        `the daemon is short of file descriptors and refuses new control connections for now (${this.#accepts.figures.lastError})`,
+      );
+      socket.end(connectionErrorLine(error));
+      socket.destroy();
+      return;
+    }
     if (this.#closed || this.#connections.size >= this.#options.maxConnections) {
       const error = this.#closed
         ? new CharterError('DRAINING', 'the daemon is shutting down')
@@ -167,7 +264,7 @@ export class ControlServer {
             'TOO_MANY_CLIENTS',
             `the daemon already has ${this.#connections.size} control connections open`,
           );
-      endAndDestroy(socket, `${JSON.stringify({ id: null, ok: false, error: error.toWire() })}\n`);
+      endAndDestroy(socket, connectionErrorLine(error), this.#options.closeGraceMs);
       this.#options.logger?.warn(
         { open: this.#connections.size },
         'control connection refused: too many clients',
@@ -180,28 +277,56 @@ export class ControlServer {
       greeted: false,
       inFlight: new Map(),
       idleTimer: undefined,
+      decoder: new LineDecoder(MAX_CONTROL_LINE_BYTES),
+      lines: [],
+      nextLine: 0,
+      outbox: new Outbox(socket, () => this.#flushed(connection)),
+      roomWaiters: [],
     };
     this.#connections.set(connection.id, connection);
-    const decoder = new LineDecoder(MAX_CONTROL_LINE_BYTES);
-    socket.on('data', (chunk: Buffer) => {
-      // A refused connection is only waiting to be closed: nothing it sends is acted on.
-      if (!this.#connections.has(connection.id)) return;
-      let lines: string[];
-      try {
-        lines = decoder.push(chunk);
-      } catch (error) {
-        if (!(error instanceof LineTooLongError)) throw error;
-        this.#refuse(connection, null, new CharterError('FRAME_TOO_LARGE'), true);
-        return;
-      }
-      for (const line of lines) {
-        if (!this.#connections.has(connection.id)) return;
-        this.#armIdleTimer(connection);
-        this.#handleLine(connection, line);
-      }
-    });
+    socket.on('data', (chunk: Buffer) => this.#received(connection, chunk));
     socket.on('close', () => this.#forget(connection));
     this.#armIdleTimer(connection);
+  }
+
+  /**
+   * Bytes from a client: complete lines are queued and handled in fair turns, and the socket is
+   * paused until they are (so a flooding client is read no faster than its lines are handled).
+   */
+  #received(connection: Connection, chunk: Buffer): void {
+    // A refused connection is only waiting to be closed: nothing it sends is acted on.
+    if (!this.#connections.has(connection.id)) return;
+    let lines: string[];
+    try {
+      lines = connection.decoder.push(chunk);
+    } catch (error) {
+      if (!(error instanceof LineTooLongError)) throw error;
+      this.#refuse(connection, null, new CharterError('FRAME_TOO_LARGE'), true);
+      return;
+    }
+    if (lines.length === 0) return;
+    for (const line of lines) connection.lines.push(line);
+    connection.socket.pause();
+    this.#turns.add(connection);
+  }
+
+  /** One turn's parse work for a connection (PARSE_SLICE); true when lines are left. */
+  #parseSlice(connection: Connection): boolean {
+    let bytes = 0;
+    let handled = 0;
+    while (connection.nextLine < connection.lines.length) {
+      if (!this.#connections.has(connection.id)) return false;
+      if (handled >= PARSE_SLICE.lines || bytes >= PARSE_SLICE.bytes) return true;
+      const line = connection.lines[connection.nextLine++] as string;
+      bytes += line.length;
+      handled++;
+      this.#armIdleTimer(connection);
+      this.#handleLine(connection, line);
+    }
+    connection.lines = [];
+    connection.nextLine = 0;
+    if (this.#connections.has(connection.id)) connection.socket.resume();
+    return false;
   }
 
   #handleLine(connection: Connection, line: string): void {
@@ -296,10 +421,10 @@ export class ControlServer {
 
   #refuse(connection: Connection, id: RequestId | null, error: CharterError, close = false): void {
     this.#options.logger?.debug({ code: error.code, connection: connection.id }, 'control request refused');
-    const line = `${JSON.stringify({ id, ok: false, error: error.toWire() })}\n`;
+    const line = errorLine(id, error);
     if (close) {
       this.#forget(connection);
-      endAndDestroy(connection.socket, line);
+      endAndDestroy(connection.socket, line, this.#options.closeGraceMs);
     } else {
       this.#write(connection, line);
     }
@@ -311,11 +436,111 @@ export class ControlServer {
 
   #write(connection: Connection, line: string): void {
     if (connection.socket.destroyed || connection.socket.writableEnded) return;
-    connection.socket.write(line);
-    if (connection.socket.writableLength > this.#options.maxBufferedBytes) {
-      this.#options.logger?.warn({ connection: connection.id }, 'control client does not read: disconnected');
-      connection.socket.destroy();
+    const bytes = Buffer.from(line, 'utf8');
+    connection.outbox.push(bytes);
+    this.#bufferedBound += bytes.length;
+    if (connection.outbox.bytes > this.#options.maxBufferedBytes) {
+      this.#dropSlowClient(connection, `more than ${this.#options.maxBufferedBytes} bytes unread`);
+    } else if (this.#bufferedBound > this.#options.maxTotalBufferedBytes) {
+      this.#enforceTotalCap();
     }
+  }
+
+  /**
+   * Drops the slowest readers until what is buffered for all clients is within the cap. The
+   * slowest is the one whose unread backlog has stood longest without a drain (a client that
+   * keeps reading drains often, one that stopped never does); between equals, the one with
+   * more unread.
+   */
+  #enforceTotalCap(): void {
+    let total = this.bufferedBytes;
+    const cap = this.#options.maxTotalBufferedBytes;
+    while (total > cap) {
+      let slowest: Connection | undefined;
+      let slowestSince = Number.POSITIVE_INFINITY;
+      for (const connection of this.#connections.values()) {
+        const since = connection.outbox.backlogSince;
+        if (since === null) continue;
+        if (
+          since < slowestSince ||
+          (since === slowestSince && connection.outbox.bytes > (slowest?.outbox.bytes ?? 0))
+        ) {
+          slowest = connection;
+          slowestSince = since;
+        }
+      }
+      if (slowest === undefined) break;
+      total -= slowest.outbox.bytes;
+      this.#dropSlowClient(slowest, `the ${cap} bytes buffered for all control clients were exceeded`);
+    }
+    this.#bufferedBound = total;
+  }
+
+  /**
+   * Drops a client that does not read: what waits for it is discarded at once, its calls are
+   * abandoned (a stream stops producing), and it is sent CLIENT_TOO_SLOW behind what its socket
+   * already holds, which it gets only if it reads within the grace period before the close.
+   */
+  #dropSlowClient(connection: Connection, why: string): void {
+    const unread = connection.outbox.bytes;
+    const since = connection.outbox.backlogSince;
+    this.#droppedSlowClients++;
+    this.#options.logger?.warn(
+      {
+        connection: connection.id,
+        unreadBytes: unread,
+        unreadForMs: since === null ? 0 : Math.round(performance.now() - since),
+      },
+      `control client does not read its answers: dropped (CLIENT_TOO_SLOW: ${why})`,
+    );
+    this.#forget(connection);
+    connection.outbox.discard();
+    const error = new CharterError(
+      'CLIENT_TOO_SLOW',
+      `this connection had ${unread} bytes of answers unread (${why}); it was closed`,
+    );
+    endAndDestroy(connection.socket, connectionErrorLine(error), this.#options.closeGraceMs);
+  }
+
+  /** The socket took what waited for it: streams waiting for room may produce again. */
+  #flushed(connection: Connection): void {
+    if (connection.roomWaiters.length === 0 || connection.outbox.bytes >= STREAM_HIGH_WATER_BYTES) return;
+    const waiters = connection.roomWaiters;
+    connection.roomWaiters = [];
+    for (const resume of waiters) {
+      if (!this.#connections.has(connection.id)) return;
+      resume();
+    }
+  }
+
+  /**
+   * An accept failed (EMFILE, ENFILE, …). libuv retries accept synchronously while connections
+   * are pending, so a descriptor must be freed now or the loop spins: the guard's spare one, else
+   * a refused socket still in its grace period, else an idle connection.
+   */
+  #acceptFailed(error: NodeJS.ErrnoException): void {
+    if (this.#accepts.failed(error)) return;
+    const served = new Set([...this.#connections.values()].map((connection) => connection.socket));
+    for (const socket of this.#sockets) {
+      if (!served.has(socket)) {
+        socket.destroy();
+        return;
+      }
+    }
+    const victim =
+      [...this.#connections.values()].find((connection) => connection.inFlight.size === 0) ??
+      this.#connections.values().next().value;
+    if (victim === undefined) return;
+    this.#forget(victim);
+    victim.socket.end(
+      connectionErrorLine(
+        new CharterError(
+          'TOO_MANY_CLIENTS',
+          'the daemon ran out of file descriptors; this connection was closed',
+        ),
+      ),
+    );
+    victim.socket.destroy();
   }
 
   #armIdleTimer(connection: Connection): void {
@@ -339,6 +564,10 @@ export class ControlServer {
 
   #forget(connection: Connection): void {
     this.#disarmIdleTimer(connection);
+    this.#turns.remove(connection);
+    connection.lines = [];
+    connection.nextLine = 0;
+    connection.roomWaiters = [];
     for (const key of connection.inFlight.keys()) {
       this.#calls.delete(key);
       this.#options.abandon?.(key);
@@ -353,10 +582,19 @@ export class ControlServer {
  * is destroyed after a grace period whatever the peer does, so a refused client cannot hold a
  * file descriptor or delay close().
  */
-function endAndDestroy(socket: Socket, line: string): void {
+function endAndDestroy(socket: Socket, line: string, graceMs: number): void {
   socket.resume();
   socket.end(line);
-  setTimeout(() => socket.destroy(), 1000).unref();
+  setTimeout(() => socket.destroy(), graceMs).unref();
+}
+
+function errorLine(id: RequestId | null, error: CharterError): string {
+  return `${JSON.stringify({ id, ok: false, error: error.toWire() })}\n`;
+}
+
+/** An error about the whole connection (`id: null`). */
+function connectionErrorLine(error: CharterError): string {
+  return errorLine(null, error);
 }
 
 /**

@@ -17,14 +17,19 @@ import type { ControlActorEvent } from '../../machines/daemon.machine.js';
 import { ControlServer, type ControlServerLogger } from '../control/server.js';
 import { errorMessage } from '../errors/error-message.js';
 import type { Intake } from '../intake/intake.js';
+import type { ControlSocketStatus } from '../protocol/control.js';
 import { type FileIdentity, fileIdentity, removeIfSame } from './state-watch.js';
 
 export interface ControlActorDeps {
   readonly socketPath: string;
   readonly daemonVersion: string;
   readonly idleTimeoutMs: number;
+  /** All clients together (`daemon.control_max_buffered_mb`). */
+  readonly maxTotalBufferedBytes: number;
   readonly logger: ControlServerLogger;
   readonly intake: Intake;
+  /** Told how to read the server's figures once it exists (for `status`). */
+  readonly publishFigures?: (read: () => ControlSocketStatus) => void;
 }
 
 export function controlServerLogic(deps: ControlActorDeps) {
@@ -37,15 +42,18 @@ export function controlServerLogic(deps: ControlActorDeps) {
       daemonVersion: deps.daemonVersion,
       pid: process.pid,
       idleTimeoutMs: deps.idleTimeoutMs,
+      maxTotalBufferedBytes: deps.maxTotalBufferedBytes,
       logger: deps.logger,
       abandon: (key) => deps.intake.abandon(key),
       // The server validated method and params against the protocol schemas.
       dispatch: (call) =>
         deps.intake.handle(call, {
           reply: (reply) => server.reply(call.key, reply),
+          waitForRoom: (resume) => server.waitForRoom(call.key, resume),
           toRoot: (event) => sendBack(event),
         }),
     });
+    deps.publishFigures?.(() => server.figures);
     // Left by a killed process that had our pid: nobody else binds under this name.
     rmSync(bindPath, { force: true });
     server

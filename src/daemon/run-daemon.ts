@@ -25,6 +25,7 @@ import { WatchFeeds } from '../monitoring/watch-feed.js';
 import { type DaemonSettings, loadProjectConfig, resolveDaemonSettings } from '../project/config.js';
 import { daemonPaths, resolveProjectRoot } from '../project/paths.js';
 import { readRuntimeFile, writeRuntimeFile } from '../project/runtime-file.js';
+import type { ControlSocketStatus } from '../protocol/control.js';
 import { CrashRecorder } from '../runs/crash-recorder.js';
 import { recoverRuns } from '../runs/recovery.js';
 import { RunFollowers } from '../runs/run-followers.js';
@@ -156,6 +157,8 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
     });
     watchers = feeds;
     const retention = settings.retention;
+    /** The control server's figures once it exists (the control actor publishes them). */
+    let readControlFigures: (() => ControlSocketStatus) | undefined;
     const intake = createIntake({
       store: openStore,
       catalog,
@@ -166,6 +169,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
       metrics: () => metricsEndpoint.text(),
       metricsUrl: () => metricsEndpoint.url,
       watch: feeds,
+      controlSocket: () => readControlFigures?.() ?? null,
       retention: {
         max_age_days: retention.maxAgeDays,
         max_finished_runs: retention.maxFinishedRuns,
@@ -253,6 +257,10 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
           socketPath: paths.socketPath,
           daemonVersion: packageVersion,
           idleTimeoutMs: settings.controlIdleTimeoutMs,
+          maxTotalBufferedBytes: settings.controlMaxBufferedBytes,
+          publishFigures: (read) => {
+            readControlFigures = read;
+          },
           logger: logger.child({ component: 'control' }),
           intake,
         }),

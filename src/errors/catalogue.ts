@@ -215,6 +215,11 @@ export const errorCatalogue = {
     hint: 'Retry in a moment; look for a process that opens connections without closing them.',
     exitCode: 1,
   },
+  CLIENT_TOO_SLOW: {
+    title: "the client did not read the daemon's answers and was disconnected",
+    hint: "Read answers as they come (a stream's too): the daemon keeps a bounded amount unread per connection and for all connections together, and drops the slowest readers first.",
+    exitCode: 1,
+  },
   DRAINING: {
     title: 'the daemon is stopping and takes no new work',
     hint: 'Wait for it to stop, then start it again.',

@@ -13,6 +13,7 @@ import { crashPoint } from '../faults/crash-points.js';
 import type { WatchFeeds } from '../monitoring/watch-feed.js';
 import type {
   ControlReply,
+  ControlSocketStatus,
   LogFileStatus,
   RetentionPolicyStatus,
   StatusResult,
@@ -21,7 +22,7 @@ import type {
 } from '../protocol/control.js';
 import { type CommandFrame, commandArgs } from '../protocol/gateway.js';
 import { type ControlParams, methodParams } from '../protocol/methods.js';
-import type { RunDetail } from '../protocol/runs.js';
+import type { LogEntry, RunDetail } from '../protocol/runs.js';
 import type { RunFollowers } from '../runs/run-followers.js';
 import { newRunId } from '../runs/run-id.js';
 import { openGatewayCommand, sealGatewayCommand } from '../secrets/gateway-command.js';
@@ -38,6 +39,11 @@ import { checkAnswers, coerceInputs } from '../workflow/values.js';
 export interface CallIo {
   /** Answers the call; false once the caller has gone. */
   reply(reply: ControlReply): boolean;
+  /**
+   * For a stream, between batches: true when the caller has a lot unread, and `resume` is then
+   * called once it has read it (never if it goes away). Absent or false: produce on.
+   */
+  waitForRoom?(resume: () => void): boolean;
   toRoot(event: DaemonEvent): void;
 }
 
@@ -59,9 +65,17 @@ export interface IntakeDeps {
   readonly watch?: WatchFeeds;
   /** The retention policy, for `status` (absent: no store section in status). */
   readonly retention?: RetentionPolicyStatus;
+  /** The control socket's figures for `status` (null until it listens). */
+  readonly controlSocket?: () => ControlSocketStatus | null;
 }
 
 const LOG_BATCH = 500;
+const LOG_BATCH_FIRST_READ = 50;
+/**
+ * A log batch is cut once its entries pass this many bytes of JSON, so that a response line stays
+ * well within the 1 MiB clients accept (step output entries are up to 64 KiB each).
+ */
+export const LOG_BATCH_MAX_BYTES = 256 * 1024;
 /** The methods that write to the store. */
 const WRITING_METHODS = new Set<ControlCall['method']>([
   'run.submit',
@@ -185,35 +199,63 @@ export function createIntake(deps: IntakeDeps): Intake {
     });
   }
 
+  /**
+   * A `run.logs` stream: the stored history in batches, then (with `follow`) entries as they are
+   * stored. Batches are produced only as fast as the client reads them: while it has a lot
+   * unread (`io.waitForRoom`) the stream pauses, and the store is read again from `lastSeq` when
+   * it has caught up, so nothing piles up in the daemon for a client that stops reading.
+   */
   function followLogs(key: string, params: ControlParams<'run.logs'>, io: CallIo): void {
     const detail = store.runs.get(params.run_id);
     if (detail === undefined)
       throw new CharterError('UNKNOWN_RUN', `no run ${params.run_id} in this project`);
     let lastSeq = params.after_seq;
     let done = false;
+    /** Waiting for the client to read: notifications of new entries are left to the resume. */
+    let paused = false;
     let unsubscribe: (() => void) | undefined;
     const stop = () => {
       done = true;
       unsubscribe?.();
       follows.delete(key);
     };
-    /** Sends what is stored after lastSeq; false once the caller has gone. */
-    const sendStored = (state: RunDetail['state']): boolean => {
+    const resume = () => {
+      paused = false;
+      catchUp();
+    };
+    /**
+     * Entries read from the store at a time: starts small and doubles up to LOG_BATCH while
+     * batches fit, and shrinks to what fitted when one is cut, so that large entries (step output
+     * of up to 64 KiB each) are not read 500 at a time to send a handful.
+     */
+    let readLimit = LOG_BATCH_FIRST_READ;
+    /** Sends what is stored after lastSeq: 'sent' when caught up, 'paused' or 'gone' before. */
+    const sendStored = (state: RunDetail['state']): 'sent' | 'paused' | 'gone' => {
       for (;;) {
-        const batch = store.runs.events(params.run_id, lastSeq, LOG_BATCH);
-        if (batch.length === 0) return true;
+        const read = store.runs.events(params.run_id, lastSeq, readLimit);
+        if (read.length === 0) return 'sent';
+        const batch = boundedBatch(read);
         lastSeq = batch.at(-1)?.seq ?? lastSeq;
-        if (!io.reply({ result: { entries: batch, state, done: false }, more: true })) return false;
-        if (batch.length < LOG_BATCH) return true;
+        if (!io.reply({ result: { entries: batch, state, done: false }, more: true })) return 'gone';
+        const cut = batch.length < read.length;
+        if (!cut && read.length < readLimit) return 'sent';
+        readLimit = cut ? batch.length + 1 : Math.min(LOG_BATCH, readLimit * 2);
+        if (io.waitForRoom?.(resume) === true) return 'paused';
       }
     };
     /** Catches up with the store; ends the follow once the run has finished (or the caller left). */
     const catchUp = () => {
-      if (done) return;
+      if (done || paused) return;
       const record = store.runs.getRecord(params.run_id);
       const state = record?.state ?? detail.state;
-      if (!sendStored(state)) {
+      const sent = sendStored(state);
+      if (sent === 'gone') {
         stop();
+        return;
+      }
+      if (sent === 'paused') {
+        paused = true;
+        follows.set(key, stop);
         return;
       }
       if (!params.follow || record === undefined || record.finishedAt !== null) {
@@ -443,7 +485,13 @@ export function createIntake(deps: IntakeDeps): Intake {
       ...(deps.logHealth === undefined ? {} : { log: deps.logHealth() }),
       ...(deps.metricsUrl === undefined ? {} : { metrics: metricsStatus(deps.metricsUrl()) }),
       ...(deps.retention === undefined ? {} : { store: storeStatus(deps.retention, count) }),
+      ...controlStatus(),
     };
+  }
+
+  function controlStatus(): { control?: ControlSocketStatus } {
+    const control = deps.controlSocket?.() ?? null;
+    return control === null ? {} : { control };
   }
 
   function storeStatus(policy: RetentionPolicyStatus, backlog: number): StoreStatus {
@@ -476,6 +524,16 @@ export function createIntake(deps: IntakeDeps): Intake {
     settleWithin,
     sealGatewayCommand: (command) => sealGatewayCommand(command, deps.secrets),
   };
+}
+
+/** The first entries of `entries` within LOG_BATCH_MAX_BYTES of JSON (at least one). */
+function boundedBatch(entries: LogEntry[]): LogEntry[] {
+  let bytes = 0;
+  for (let index = 0; index < entries.length; index++) {
+    bytes += Buffer.byteLength(JSON.stringify(entries[index]));
+    if (bytes > LOG_BATCH_MAX_BYTES && index > 0) return entries.slice(0, index);
+  }
+  return entries;
 }
 
 function metricsStatus(url: string | null): { url: string } | null {

@@ -30,6 +30,8 @@ export const ProjectConfigSchema = z.looseObject({
       drain_timeout_seconds: seconds(24 * 3600).optional(),
       /** A control connection that sends nothing for this long is closed. */
       control_idle_timeout_seconds: z.number().min(0.05).max(3600).optional(),
+      /** What the daemon keeps unread for all control clients together; the slowest are dropped past it. */
+      control_max_buffered_mb: z.number().min(1).max(4096).optional(),
       /** Runs executing steps at once; waiting runs do not count. */
       max_runs: z.number().int().min(1).max(1024).optional(),
       /** Runs waiting for a slot at most; a submission past it is refused. */
@@ -94,6 +96,8 @@ export interface DaemonSettings {
   readonly logLevel: LogLevel;
   readonly drainTimeoutMs: number;
   readonly controlIdleTimeoutMs: number;
+  /** `daemon.control_max_buffered_mb` in bytes. */
+  readonly controlMaxBufferedBytes: number;
   readonly maxRuns: number;
   readonly maxQueuedRuns: number;
   readonly killGraceMs: number;
@@ -152,6 +156,7 @@ export function resolveDaemonSettings(
     logLevel: overrides.logLevel ?? config.daemon?.log_level ?? 'info',
     drainTimeoutMs: Math.round((config.daemon?.drain_timeout_seconds ?? 30) * 1000),
     controlIdleTimeoutMs: Math.round((config.daemon?.control_idle_timeout_seconds ?? 10) * 1000),
+    controlMaxBufferedBytes: Math.round((config.daemon?.control_max_buffered_mb ?? 64) * 1024 * 1024),
     maxRuns: overrides.maxRuns ?? config.daemon?.max_runs ?? 4,
     maxQueuedRuns: config.daemon?.max_queued_runs ?? 1000,
     killGraceMs: Math.round((config.daemon?.kill_grace_seconds ?? 10) * 1000),

@@ -186,6 +186,26 @@ export const StoreBackupResultSchema = z.object({
 });
 export type StoreBackupResult = z.infer<typeof StoreBackupResultSchema>;
 
+/** The control socket's own health: what it buffers for clients, and whether it accepts. */
+export const ControlSocketStatusSchema = z.object({
+  connections: z.int().check(z.nonnegative()),
+  /** Bytes written for clients that they have not read yet, all connections together. */
+  buffered_bytes: z.number().check(z.nonnegative()),
+  /** The cap on buffered_bytes (`daemon.control_max_buffered_mb`). */
+  max_buffered_bytes: z.number().check(z.nonnegative()),
+  /** Clients dropped with CLIENT_TOO_SLOW since the daemon started. */
+  dropped_slow_clients: z.int().check(z.nonnegative()),
+  /** False while new connections are refused for lack of file descriptors. */
+  accepting: z.boolean(),
+  /** Connections refused or failed for lack of file descriptors since start. */
+  accept_errors: z.int().check(z.nonnegative()),
+  last_accept_error: z.nullable(z.string()),
+  last_accept_error_at: z.nullable(z.string()),
+  /** While not accepting: when the daemon looks for free descriptors again. */
+  next_accept_retry_at: z.nullable(z.string()),
+});
+export type ControlSocketStatus = z.infer<typeof ControlSocketStatusSchema>;
+
 export const StatusResultSchema = z.object({
   pid: z.int().check(z.positive()),
   version: z.string(),
@@ -207,6 +227,8 @@ export const StatusResultSchema = z.object({
   metrics: z.optional(z.nullable(z.object({ url: z.string() }))),
   /** Absent from daemons that do not report it. */
   store: z.optional(StoreStatusSchema),
+  /** The control socket's health; absent from daemons that do not report it. */
+  control: z.optional(ControlSocketStatusSchema),
 });
 export type StatusResult = z.infer<typeof StatusResultSchema>;
 

@@ -64,6 +64,7 @@ describe('daemon settings precedence', () => {
       logLevel: 'info',
       drainTimeoutMs: 30_000,
       controlIdleTimeoutMs: 10_000,
+      controlMaxBufferedBytes: 64 * 1024 * 1024,
       maxRuns: 4,
       maxQueuedRuns: 1000,
       killGraceMs: 10_000,
@@ -88,6 +89,14 @@ describe('daemon settings precedence', () => {
     });
     expect(ProjectConfigSchema.safeParse({ daemon: { retention: { max_runs: 1 } } }).success).toBe(false);
     expect(ProjectConfigSchema.safeParse({ daemon: { retention: { max_store_mb: 0 } } }).success).toBe(false);
+  });
+
+  it('daemon.control_max_buffered_mb: 1 to 4096 MiB, in bytes', () => {
+    const settings = resolveDaemonSettings(root, { daemon: { control_max_buffered_mb: 1.5 } }, {}, {});
+    expect(settings.controlMaxBufferedBytes).toBe(1.5 * 1024 * 1024);
+    for (const bad of [0.5, 4097, '64'])
+      expect(ProjectConfigSchema.safeParse({ daemon: { control_max_buffered_mb: bad } }).success).toBe(false);
+    expect(ProjectConfigSchema.safeParse({ daemon: { control_max_buffered_mb: 4096 } }).success).toBe(true);
   });
 
   it('daemon.step_env: inherit or minimal, nothing else', () => {
