@@ -135,7 +135,7 @@ export const RunSummarySchema = z.object({
 });
 export type RunSummary = z.infer<typeof RunSummarySchema>;
 
-/** An earlier attempt of a step that was retried (the step's own fields are its latest attempt). */
+/** One attempt of a step: a step record carries its latest; `attempts` its earlier ones. */
 export const AttemptRecordSchema = z.object({
   attempt: z.int(),
   started_at: z.nullable(z.string()),
@@ -143,9 +143,9 @@ export const AttemptRecordSchema = z.object({
   exit_code: z.nullable(z.int()),
   reason: z.nullable(z.string()),
   /**
-   * What this attempt wrote to CHARTER_OUTPUT (name → value; a `secret` is `"***"`); `{}` when
-   * none. Never passed on: only the step's final, succeeded attempt passes its outputs on.
-   * Optional: daemons before step outputs do not send it.
+   * What the attempt wrote to CHARTER_OUTPUT (name → value; a `secret` is `"***"`); `{}` when
+   * none. Only a step's final, succeeded attempt passes its outputs on. Optional: daemons
+   * before step outputs do not send it.
    */
   outputs: z.optional(JsonObject),
 });
@@ -164,16 +164,8 @@ export const StepRecordSchema = z.object({
     'cancelled',
     'interrupted',
   ]),
-  attempt: z.int(),
-  started_at: z.nullable(z.string()),
-  finished_at: z.nullable(z.string()),
-  exit_code: z.nullable(z.int()),
-  reason: z.nullable(z.string()),
-  /**
-   * What the step's latest ended attempt wrote to CHARTER_OUTPUT (name → value; a `secret` is
-   * `"***"`); `{}` when none. Optional: daemons before step outputs do not send it.
-   */
-  outputs: z.optional(JsonObject),
+  // Its latest attempt: number, times, exit code, reason and what it wrote to CHARTER_OUTPUT.
+  ...AttemptRecordSchema.shape,
   /** While the step waits to retry (state `retrying`): when its next attempt starts. */
   retry_at: z.optional(z.nullable(z.string())),
   /** The step's earlier attempts, oldest first (retried, or re-run after a restart). */

@@ -14,12 +14,11 @@ import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 import type { LogEntry, RunDetail } from '../../src/protocol/runs.js';
 import {
   assertBuilt,
-  type CliResult,
   daemonPids,
   destroyProject,
   makeProject,
   parseJson,
-  runCli,
+  recordingCli,
 } from '../support/cli.js';
 import { pollUntil } from '../support/wait.js';
 
@@ -104,19 +103,8 @@ function project(): string {
   return root;
 }
 
-/** Every CLI call, so that their output can be searched for the secret at the end. */
-const calls: CliResult[] = [];
-async function cli(root: string, ...args: string[]): Promise<CliResult> {
-  const result = await runCli([...args, '--project-path', root], { env: { CHARTER_GATEWAY_TOKEN: TOKEN } });
-  calls.push(result);
-  return result;
-}
-
-async function show(root: string, runId: string): Promise<RunDetail> {
-  const result = await cli(root, 'runs', 'show', runId, '--json');
-  expect(result.code, result.stderr).toBe(0);
-  return parseJson<RunDetail>(result.stdout);
-}
+/** Every CLI call of the test, so that their output can be searched for the secret at the end. */
+const { calls, cli, show } = recordingCli({ CHARTER_GATEWAY_TOKEN: TOKEN });
 
 function until(root: string, runId: string, check: (run: RunDetail) => boolean): Promise<RunDetail> {
   return pollUntil(() => show(root, runId), check, { timeoutMs: 20_000, what: `run ${runId}`, everyMs: 100 });

@@ -14,12 +14,11 @@ import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
 import type { RunDetail } from '../../src/protocol/runs.js';
 import {
   assertBuilt,
-  type CliResult,
   daemonPids,
   destroyProject,
   makeProject,
   parseJson,
-  runCli,
+  recordingCli,
 } from '../support/cli.js';
 
 const TOKEN = 'tok-e2e-GATEWAY-5150-xyzzy';
@@ -89,19 +88,8 @@ function project(): string {
   return root;
 }
 
-/** Every CLI call of the test, so its output can be searched at the end. */
-const outputs: CliResult[] = [];
-async function cli(root: string, ...args: string[]): Promise<CliResult> {
-  const result = await runCli([...args, '--project-path', root], { env: { CHARTER_GATEWAY_TOKEN: TOKEN } });
-  outputs.push(result);
-  return result;
-}
-
-async function show(root: string, runId: string): Promise<RunDetail> {
-  const result = await cli(root, 'runs', 'show', runId, '--json');
-  expect(result.code, result.stderr).toBe(0);
-  return parseJson<RunDetail>(result.stdout);
-}
+/** Every CLI call of the test, so that their output can be searched for the secret at the end. */
+const { calls: outputs, cli, show } = recordingCli({ CHARTER_GATEWAY_TOKEN: TOKEN });
 
 async function untilRun(root: string, runId: string, check: (run: RunDetail) => boolean): Promise<RunDetail> {
   const deadline = Date.now() + 20_000;

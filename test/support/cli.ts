@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { daemonPaths } from '../../src/project/paths.js';
+import type { RunDetail } from '../../src/protocol/runs.js';
 import { pidsWithEnv } from './processes.js';
 
 export const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -76,6 +77,29 @@ export function runProgram(
 /** Runs the built CLI (`charter-daemon ARGS`) with the node running the tests. */
 export function runCli(args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
   return runProgram(process.execPath, [cliPath, ...args], options);
+}
+
+/**
+ * The CLI for a test that must later search everything it printed (for a secret in clear): every
+ * result is kept in `calls`. `show` is `runs show RUN_ID --json`, parsed.
+ */
+export function recordingCli(env: NodeJS.ProcessEnv = {}): {
+  readonly calls: CliResult[];
+  cli(root: string, ...args: string[]): Promise<CliResult>;
+  show(root: string, runId: string): Promise<RunDetail>;
+} {
+  const calls: CliResult[] = [];
+  const cli = async (root: string, ...args: string[]): Promise<CliResult> => {
+    const result = await runCli([...args, '--project-path', root], { env });
+    calls.push(result);
+    return result;
+  };
+  const show = async (root: string, runId: string): Promise<RunDetail> => {
+    const result = await cli(root, 'runs', 'show', runId, '--json');
+    if (result.code !== 0) throw new Error(`runs show ${runId} exited ${result.code}: ${result.stderr}`);
+    return parseJson<RunDetail>(result.stdout);
+  };
+  return { calls, cli, show };
 }
 
 /** A temporary Charter project; `depth` pads the path (deep project paths). */
