@@ -277,6 +277,7 @@ export async function runDaemon(launch: LaunchOptions): Promise<number> {
               catalog,
               logger.child({ component: 'recovery' }),
               settings.killGraceMs,
+              join(paths.stateDir, 'runs'),
             );
             return { previousShutdown, ...runs };
           } catch (error) {

@@ -6,6 +6,8 @@
  * run whose step was waiting to retry (`retry:`) had no process: it resumes the wait from the
  * due time stored with its `step.retrying`, neither restarting it nor skipping it.
  */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { FinishedCounts } from '../../machines/daemon.machine.js';
 import type { RunInput } from '../../machines/run-types.js';
@@ -26,6 +28,8 @@ export async function recoverRuns(
   catalog: WorkflowCatalog,
   logger: Logger,
   killGraceMs: number,
+  /** `.charter/daemon/runs`: where the runs' files live (left-over output files are removed). */
+  runsDir?: string,
 ): Promise<RunRecovery> {
   const restored: RunInput[] = [];
   const unfinished = store.runs.unfinished();
@@ -41,6 +45,12 @@ export async function recoverRuns(
       ),
     ),
   );
+  // The CHARTER_OUTPUT file of a step cut off by the crash holds what it wrote in clear (secret
+  // outputs included) and will never be read: its processes are gone now, so nothing writes to
+  // it any more. A step that runs again gets a fresh one.
+  if (runsDir !== undefined) {
+    for (const record of executing) discardOutputFiles(runsDir, record.runId, logger);
+  }
   for (const record of unfinished) {
     const log = logger.child({ run: record.runId });
     let workflow: Workflow;
@@ -174,4 +184,13 @@ function recoverExecuting(
 
 function now(): string {
   return new Date().toISOString();
+}
+
+/** Removes `runs/<id>/outputs` (a link there is removed, never followed); a failure is logged. */
+function discardOutputFiles(runsDir: string, runId: string, logger: Logger): void {
+  try {
+    rmSync(join(runsDir, runId, 'outputs'), { recursive: true, force: true });
+  } catch (error) {
+    logger.warn({ run: runId, err: error }, 'could not remove the output files of an interrupted step');
+  }
 }

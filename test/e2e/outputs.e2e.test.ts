@@ -7,7 +7,7 @@
  * fail it with `invalid_outputs`, every problem listed.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayPeer } from '../../src/gateway-server/gateway-peer.js';
@@ -82,6 +82,16 @@ const HOSTILE_PLAN = `steps:
       rm -f "$CHARTER_OUTPUT" && mkfifo "$CHARTER_OUTPUT"
 `;
 
+/** A step that writes a secret output, then is cut off by a dead daemon before it ends. */
+const CUT_PLAN = `steps:
+  - id: mint
+    run: |
+      echo "token=$CHARTER_INPUT_SEED-minted" >> "$CHARTER_OUTPUT"
+      sleep 60
+    outputs:
+      token: { type: secret, required: true }
+`;
+
 const cleanups: (() => Promise<void> | void)[] = [];
 beforeAll(() => assertBuilt());
 afterEach(async () => {
@@ -95,6 +105,7 @@ function project(): string {
     ['release', RELEASE_PLAN],
     ['strict', STRICT_PLAN],
     ['hostile', HOSTILE_PLAN],
+    ['cut', CUT_PLAN],
   ] as const) {
     mkdirSync(join(root, 'workflows', id), { recursive: true });
     writeFileSync(join(root, 'workflows', id, 'manifest.yml'), `id: ${id}\nname: ${id}\n`);
@@ -129,6 +140,39 @@ function filesContaining(dir: string, needle: string): string[] {
 }
 
 describe('step outputs', () => {
+  it('the output file of a step cut off by a kill -9 is removed at the next start, secret and all', async () => {
+    const root = project();
+    writeFileSync(
+      join(root, 'workflows', 'cut', 'manifest.yml'),
+      'id: cut\nname: cut\ninputs:\n  seed: { type: secret, required: true }\n',
+    );
+    expect((await cli(root, 'start')).code).toBe(0);
+    const result = await cli(root, 'run', 'cut', '--input', `seed=${SECRET}`, '--json');
+    expect(result.code, result.stderr).toBe(0);
+    const runId = parseJson<{ run_id: string }>(result.stdout).run_id;
+    const outputsDir = join(root, '.charter', 'daemon', 'runs', runId, 'outputs');
+    // The step has written its secret output and sleeps: the file holds it in clear.
+    await pollUntil(
+      () => filesContaining(join(root, '.charter'), SECRET),
+      (files) => files.length > 0,
+      { timeoutMs: 20_000, what: 'the secret output in the step file' },
+    );
+    for (const pid of daemonPids(root)) process.kill(pid, 'SIGKILL');
+    await pollUntil(
+      () => daemonPids(root),
+      (pids) => pids.length === 0,
+      {
+        timeoutMs: 5000,
+        what: 'the daemon to die',
+      },
+    );
+    expect((await cli(root, 'start')).code).toBe(0);
+    const run = await until(root, runId, (r) => r.finished_at !== null);
+    expect(run.reason).toBe('interrupted');
+    expect(existsSync(outputsDir)).toBe(false);
+    expect(filesContaining(join(root, '.charter'), SECRET)).toEqual([]);
+  });
+
   it('reach a step after a gate and a kill -9; a secret output is *** everywhere and masked', async () => {
     const peer = await GatewayPeer.start({ token: TOKEN, hbMs: 500 });
     cleanups.push(() => peer.stop());
