@@ -61,6 +61,10 @@ const show = async (root: string, runId: string) =>
 const until = (root: string, runId: string, check: (run: RunDetail) => boolean, what: string) =>
   pollUntil(() => show(root, runId), check, { timeoutMs: 20_000, what, everyMs: 100 });
 
+/** The run once it succeeded or failed. */
+const ended = (root: string, runId: string): Promise<RunDetail> =>
+  until(root, runId, (r) => r.state === 'succeeded' || r.state === 'failed', 'the run to end');
+
 async function events(root: string, runId: string): Promise<LogEntry[]> {
   const out = await cli(root, ['logs', runId, '--json']);
   return out
@@ -76,12 +80,7 @@ describe('retries of a run step', () => {
   it('a step failing twice with a covered exit code is retried and the run succeeds', async () => {
     const root = project('{ limit: 3, delay: 200ms, backoff: 2, on: [3] }', 2);
     const runId = await submit(root);
-    const run = await until(
-      root,
-      runId,
-      (r) => r.state === 'succeeded' || r.state === 'failed',
-      'the run to end',
-    );
+    const run = await ended(root, runId);
     expect(run.state).toBe('succeeded');
     expect(attemptsCounted(root)).toBe(3);
     expect(run.steps[0]).toMatchObject({ state: 'succeeded', attempt: 3, exit_code: 0, retry_at: null });
@@ -156,12 +155,7 @@ describe('retries of a run step', () => {
     expect(attemptsCounted(root)).toBe(1);
 
     await cli(root, ['start']);
-    const run = await until(
-      root,
-      runId,
-      (r) => r.state === 'succeeded' || r.state === 'failed',
-      'the run to end',
-    );
+    const run = await ended(root, runId);
     expect(run.state).toBe('succeeded');
     expect(attemptsCounted(root)).toBe(2); // the command ran twice: none skipped, none repeated
     const entries = await events(root, runId);
@@ -204,12 +198,7 @@ describe('retries and step outputs', () => {
       ].join('\n'),
     );
     const runId = await submit(root);
-    const run = await until(
-      root,
-      runId,
-      (r) => r.state === 'succeeded' || r.state === 'failed',
-      'the run to end',
-    );
+    const run = await ended(root, runId);
     expect(run.state, run.reason ?? '').toBe('succeeded');
     // Each attempt had its own, fresh CHARTER_OUTPUT file.
     expect(readFileSync(join(root, 'files'), 'utf8')).toBe('fetch.1\nfetch.2\n');

@@ -240,14 +240,7 @@ describe('upgrades', () => {
       expect(after.prepare('SELECT * FROM journal ORDER BY seq').all()).toEqual(journal);
       expect(after.prepare('SELECT * FROM runs ORDER BY run_id').all()).toEqual(runs);
       // Columns added by later migrations hold their defaults; every column the fixture had is intact.
-      const stepsAfter = after.prepare('SELECT * FROM steps ORDER BY run_id, idx').all() as Record<
-        string,
-        unknown
-      >[];
-      const had = steps[0] as Record<string, unknown>;
-      expect(stepsAfter.map((row) => pick(row, had))).toEqual(steps);
-      const added = Object.entries(ADDED_STEP_COLUMNS).filter(([column]) => !(column in had));
-      for (const row of stepsAfter) expect(row).toMatchObject(Object.fromEntries(added));
+      expectStepsKept(after, steps);
       expect(after.prepare('SELECT * FROM inbox ORDER BY dseq').all()).toEqual(inbox);
       // Pruning can give space back.
       expect(after.pragma('auto_vacuum', { simple: true })).toBe(2);
@@ -270,15 +263,8 @@ describe('upgrades', () => {
     try {
       expect(after.pragma('user_version', { simple: true })).toBe(latestSchemaVersion);
       expect(after.prepare('SELECT * FROM runs ORDER BY run_id').all()).toEqual(runs);
-      const stepsAfter = after.prepare('SELECT * FROM steps ORDER BY run_id, idx').all() as Record<
-        string,
-        unknown
-      >[];
       // Outputs, due times and earlier attempts are kept; a store from before them gets the defaults.
-      const had = steps[0] as Record<string, unknown>;
-      expect(stepsAfter.map((row) => pick(row, had))).toEqual(steps);
-      const added = Object.entries(ADDED_STEP_COLUMNS).filter(([column]) => !(column in had));
-      for (const row of stepsAfter) expect(row).toMatchObject(Object.fromEntries(added));
+      expectStepsKept(after, steps);
     } finally {
       after.close();
     }
@@ -303,4 +289,19 @@ const ADDED_STEP_COLUMNS: Readonly<Record<string, unknown>> = {
 /** `row` with only the keys `like` has. */
 function pick(row: Record<string, unknown>, like: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.keys(like).map((key) => [key, row[key]]));
+}
+
+/**
+ * The steps of `after` are `before` with every column `before` had unchanged, and each column a
+ * later migration added (absent from `before`) at its default.
+ */
+function expectStepsKept(after: Database.Database, before: readonly unknown[]): void {
+  const stepsAfter = after.prepare('SELECT * FROM steps ORDER BY run_id, idx').all() as Record<
+    string,
+    unknown
+  >[];
+  const had = before[0] as Record<string, unknown>;
+  expect(stepsAfter.map((row) => pick(row, had))).toEqual(before);
+  const added = Object.entries(ADDED_STEP_COLUMNS).filter(([column]) => !(column in had));
+  for (const row of stepsAfter) expect(row).toMatchObject(Object.fromEntries(added));
 }
